@@ -1,0 +1,39 @@
+# Parallax: `make demo` runs the live demo, `make test` runs the tests. Both set up everything
+# they need first (virtualenv, jars, Airflow's database); downloads are cached outside the
+# clone (PARALLAX_CACHE_DIR, default ~/.cache/parallax) so later runs reuse them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+CACHE ?= $(or $(PARALLAX_CACHE_DIR),$(HOME)/.cache/parallax)
+export UV_CACHE_DIR := $(CACHE)/uv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test stack-up stack-down clean-state
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
+
+$(VENV)/.installed: $(BIN)/uv setup.cfg pyproject.toml
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+	$(BIN)/parallax stack fetch
+
+demo: setup
+	$(BIN)/parallax demo
+
+# pytest exits 5 when it collected no test: that is not a failure of the suite.
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+stack-up: setup
+	$(BIN)/parallax stack up --airflow
+
+stack-down:
+	$(BIN)/parallax stack down
+
+clean-state: stack-down
+	rm -rf var

@@ -1,0 +1,72 @@
+"""Airflow's configuration for Parallax, as environment variables (Airflow's own mechanism)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from infra import proc
+from infra.settings import REPO_ROOT, Settings
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    home = settings.airflow_home
+    master = settings.spark_master
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{settings.airflow_port}",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.airflow_port + 713),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.airflow_port + 714),
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # The Spark master the batch job is submitted to: local on one machine.
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": master}),
+        # Spark's spark-submit lives beside this Python; the hook finds it on PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def apply(settings: Settings) -> None:
+    """Put Airflow's variables into this process's environment (before importing airflow)."""
+    for key, value in airflow_env(settings).items():
+        os.environ.setdefault(key, value) if key != "PATH" else os.environ.__setitem__(key, value)
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+
+
+def migrate_db(settings: Settings) -> None:
+    import subprocess
+
+    apply(settings)
+    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise proc.ServiceError(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+
+
+def _paths(settings: Settings) -> tuple[Path, Path]:
+    return settings.var_dir / "run" / "airflow.pid", settings.var_dir / "logs" / "airflow.log"
+
+
+def start(settings: Settings, timeout: float = 300) -> None:
+    pid_file, log_file = _paths(settings)
+    if proc.read_pid(pid_file) is None:
+        proc.ensure_port_free("Airflow", "127.0.0.1", settings.airflow_port)
+        migrate_db(settings)
+        proc.start_detached("Airflow (standalone)", [sys.executable, "-m", "airflow", "standalone"],
+                            pid_file, log_file, env=airflow_env(settings))
+    proc.wait_until("Airflow", lambda: proc.port_open("127.0.0.1", settings.airflow_port), timeout, pid_file, log_file, 2)
+
+
+def stop(settings: Settings) -> bool:
+    return proc.stop_pid_file("Airflow", _paths(settings)[0], timeout=60)
+
+
+def is_running(settings: Settings) -> bool:
+    return proc.read_pid(_paths(settings)[0]) is not None

@@ -1,0 +1,193 @@
+"""The `parallax` command: run the stack, the pipeline's processes and the demo."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import date
+
+import click
+
+from infra.settings import REPO_ROOT, load_settings
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("kafka", "cassandra", "py4j", "werkzeug", "engineio", "socketio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="debug logging")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """Parallax: self-hosted real-time analytics on Kafka, Spark, Cassandra and Airflow."""
+    _logging(verbose)
+    ctx.obj = load_settings()
+    from infra import airflow_env
+
+    airflow_env.apply(ctx.obj)
+
+
+def _fail(exc: Exception) -> None:
+    click.echo(click.style(f"error: {exc}", fg="red"), err=True)
+    sys.exit(1)
+
+
+@main.group()
+def stack() -> None:
+    """The local Kafka, Cassandra (and Airflow) processes."""
+
+
+@stack.command("up")
+@click.option("--airflow", "with_airflow", is_flag=True, help="also start Airflow standalone")
+@click.pass_obj
+def stack_up(settings, with_airflow: bool) -> None:
+    """Fetch (once) and start Kafka and Cassandra; create topics and tables. Idempotent."""
+    from infra import stack as st
+
+    try:
+        st.up(settings, with_airflow=with_airflow)
+    except Exception as exc:
+        _fail(exc)
+
+
+@stack.command("fetch")
+@click.pass_obj
+def stack_fetch(settings) -> None:
+    """Fetch the jars (once, into the cache) and prepare Airflow's database, starting nothing."""
+    from infra import stack as st
+
+    try:
+        st.fetch(settings)
+    except Exception as exc:
+        _fail(exc)
+
+
+@stack.command("down")
+@click.pass_obj
+def stack_down(settings) -> None:
+    """Stop exactly what `stack up` started."""
+    from infra import stack as st
+
+    st.down(settings)
+
+
+@stack.command("status")
+@click.pass_obj
+def stack_status(settings) -> None:
+    from infra import stack as st
+
+    states = st.status(settings)
+    for name, state in states.items():
+        click.echo(f"{name:10s} {state}")
+    sys.exit(0 if states["kafka"] == states["cassandra"] == "ready" else 3)
+
+
+@main.group()
+def site() -> None:
+    """Register and list sites."""
+
+
+@site.command("add")
+@click.argument("site_id")
+@click.option("--domain", "domains", multiple=True, required=True, help="a domain the tracker runs on (repeatable)")
+@click.option("--timezone", "tz", default="UTC", show_default=True, help="IANA time zone of the site's days")
+@click.pass_obj
+def site_add(settings, site_id: str, domains: tuple[str, ...], tz: str) -> None:
+    from infra.clients import cassandra_session
+    from infra.sites import add_site
+
+    session = cassandra_session(settings, settings.keyspace)
+    try:
+        add_site(session, settings.keyspace, site_id, list(domains), tz)
+    except ValueError as exc:
+        _fail(exc)
+    finally:
+        session.cluster.shutdown()
+    click.echo(f"site {site_id} registered for {', '.join(domains)} ({tz})")
+
+
+@site.command("list")
+@click.pass_obj
+def site_list(settings) -> None:
+    from infra.clients import cassandra_session
+    from infra.sites import list_sites
+
+    session = cassandra_session(settings, settings.keyspace)
+    for r in list_sites(session, settings.keyspace):
+        click.echo(f"{r.site:24s} {','.join(sorted(r.domains or [])):40s} {r.timezone}")
+    session.cluster.shutdown()
+
+
+def _gunicorn(app: str, port: int, workers: int, threads: int) -> None:
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--threads", str(threads), "--access-logfile", "-", "--graceful-timeout", "10", app]
+    os.execv(sys.executable, argv)
+
+
+@main.command()
+@click.option("--port", type=int, help="default: PARALLAX_COLLECTOR_PORT or 8001")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--debug", is_flag=True, help="Flask's development server instead of gunicorn")
+@click.pass_obj
+def collect(settings, port: int | None, workers: int, debug: bool) -> None:
+    """Run the collector (POST /api/collect) under gunicorn."""
+    port = port or settings.collector_port
+    if debug:
+        from collector.app import create_app
+
+        create_app(settings).run(host="127.0.0.1", port=port, debug=True)
+        return
+    _gunicorn("collector.wsgi:app", port, workers, 8)
+
+
+@main.command()
+@click.option("--port", type=int, help="default: PARALLAX_SERVING_PORT or 8000")
+@click.pass_obj
+def serve(settings, port: int | None) -> None:
+    """Run the serving layer (reports + Socket.IO) under gunicorn (one worker: rooms live in it)."""
+    _gunicorn("serving_layer.wsgi:app", port or settings.serving_port, 1, 64)
+
+
+@main.command()
+@click.pass_obj
+def speed(settings) -> None:
+    """Run the speed layer's streaming queries until interrupted."""
+    from speed_layer.job import run
+
+    sys.exit(run(settings))
+
+
+@main.command()
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="the day to recompute (UTC)")
+@click.pass_obj
+def batch(settings, day) -> None:
+    """Recompute one day's exact views and move the batch boundary (what the DAG submits)."""
+    from batch_layer.daily_views import main as batch_main
+
+    sys.exit(batch_main(["--date", day.date().isoformat()]))
+
+
+@main.command()
+@click.option("--rate", default=40.0, show_default=True, help="events per second to send")
+@click.option("--no-airflow", is_flag=True, help="run the batch job directly instead of through Airflow")
+@click.pass_obj
+def demo(settings, rate: float, no_airflow: bool) -> None:
+    """The live demo: stack, collector, speed and serving layers, traffic, a nightly run."""
+    from infra.demo import run_demo
+
+    sys.exit(run_demo(settings, rate=rate, with_airflow=not no_airflow))
+
+
+@main.command("settings")
+@click.pass_obj
+def show_settings(settings) -> None:
+    """Print the effective settings (from PARALLAX_* variables and defaults)."""
+    click.echo(json.dumps(settings.describe(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

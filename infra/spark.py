@@ -1,0 +1,58 @@
+"""Spark sessions for Parallax's jobs: the Kafka connector jars matching the installed PySpark."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from infra.maven import fetch_jars
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def connector_jars(settings: Settings) -> list[Path]:
+    """The Spark Kafka connector (and its deps) for exactly the installed PySpark version."""
+    import pyspark
+
+    version = pyspark.__version__
+    lib = fetch_jars(
+        settings.cache_dir,
+        f"spark-sql-kafka-{version}",
+        [f"org.apache.spark:spark-sql-kafka-0-10_2.13:{version}"],
+    )
+    return sorted(lib.glob("*.jar"))
+
+
+def session_conf(settings: Settings, *, with_kafka: bool) -> dict[str, str]:
+    conf = {
+        "spark.master": settings.spark_master,
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "false",
+        # All buckets are UTC instants; the session time zone must not depend on the host.
+        "spark.sql.session.timeZone": "UTC",
+        # Small local data: a few shuffle partitions keep micro-batches quick on 2 cores.
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.streaming.stateStore.providerClass":
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    }
+    if with_kafka:
+        conf["spark.jars"] = ",".join(str(j) for j in connector_jars(settings))
+    return conf
+
+
+def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False):
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    conf = session_conf(settings, with_kafka=with_kafka)
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # Launched by spark-submit (Airflow): master and memory were set by the submitter.
+        conf = {k: v for k, v in conf.items() if k not in ("spark.master", "spark.driver.memory")}
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

@@ -1,0 +1,43 @@
+"""The contracts between Parallax's parts: event JSON Schema, Kafka topics, Cassandra CQL.
+
+This package imports nothing of Parallax's own; every other package may import it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+EVENT_SCHEMA_VERSION = 1
+
+# The enriched event as the collector writes it to Kafka `events` (JSON, one per message)
+# and as the archive stores it in the master dataset. Spark reads it with this DDL.
+ENRICHED_EVENT_DDL = (
+    "event_id STRING, site STRING, type STRING, ts LONG, url STRING, path STRING, "
+    "referrer STRING, visitor_id STRING, received_at LONG, schema_version INT"
+)
+ENRICHED_EVENT_FIELDS = tuple(part.split()[0] for part in ENRICHED_EVENT_DDL.split(", "))
+
+
+@lru_cache
+def event_schema(version: int = EVENT_SCHEMA_VERSION) -> dict[str, Any]:
+    return json.loads((HERE / f"event.v{version}.json").read_text())
+
+
+@lru_cache
+def topics() -> dict[str, dict[str, Any]]:
+    return json.loads((HERE / "topics.json").read_text())
+
+
+def cql_statements(keyspace: str, replication_factor: int = 1) -> list[str]:
+    """The schema's CQL statements, keyspace and replication filled in, comments removed."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,47}", keyspace):
+        raise ValueError(f"invalid keyspace name {keyspace!r}")
+    replication = "{'class': 'SimpleStrategy', 'replication_factor': %d}" % replication_factor
+    text = (HERE / "cassandra.cql").read_text()
+    text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+    text = text.replace("{keyspace}", keyspace).replace("{replication}", replication)
+    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]

@@ -1,0 +1,147 @@
+"""Fixtures: one SparkSession and, for the stack tests, the real stack started once."""
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]").appName("parallax-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "1g")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    yield session
+    session.stop()
+
+
+# --- the real stack, started once per session (or reused when it is already running) ---
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory):
+    """Settings for this test session: the shared local Kafka and Cassandra, but a master
+    dataset and checkpoints of its own, and short triggers so tests wait less."""
+    run = tmp_path_factory.mktemp("parallax")
+    os.environ.update({
+        "PARALLAX_MASTER_DIR": str(run / "master"),
+        "PARALLAX_CHECKPOINT_DIR": str(run / "checkpoints"),
+        "PARALLAX_SPEED_TRIGGER": "2 seconds",
+        "PARALLAX_ARCHIVE_TRIGGER": "3 seconds",
+        "PARALLAX_SPARK_DRIVER_MEMORY": "1g",
+    })
+    from infra import airflow_env
+    from infra.settings import load_settings
+
+    s = load_settings()
+    airflow_env.apply(s)
+    s.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    return s
+
+
+@pytest.fixture(scope="session")
+def stack(settings):
+    from infra import stack as st
+
+    states = st.status(settings)
+    started_here = not (states["kafka"] == "ready" and states["cassandra"] == "ready")
+    if started_here:
+        st.up(settings)
+    else:
+        st.fetch(settings)
+    yield settings
+    if started_here:
+        st.down(settings)
+
+
+@pytest.fixture(scope="session")
+def cassandra(stack):
+    from infra.clients import cassandra_session
+
+    session = cassandra_session(stack, stack.keyspace)
+    yield session
+    session.cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("logs")
+
+
+def _end_offsets(settings) -> str:
+    """Where `events` ends now, as Spark's startingOffsets JSON: the test session's speed
+    layer reads only what the tests send, not what earlier runs left in the topic."""
+    import json
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        parts = [TopicPartition(settings.topic_events, p) for p in consumer.partitions_for_topic(settings.topic_events)]
+        ends = consumer.end_offsets(parts)
+    finally:
+        consumer.close()
+    return json.dumps({settings.topic_events: {str(tp.partition): off for tp, off in ends.items()}})
+
+
+@pytest.fixture(scope="session")
+def speed_layer(stack, log_dir):
+    from tests.procs import Service
+
+    svc = Service("speed", ["speed"], log_dir, env={"PARALLAX_STARTING_OFFSETS": _end_offsets(stack)}).start()
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def collector_url(stack, log_dir):
+    import requests
+
+    from tests.procs import Service, free_port, wait_for
+
+    port = free_port()
+    svc = Service("collector", ["collect", "--port", str(port), "--workers", "2"], log_dir).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_for("collector health", lambda: requests.get(f"{url}/health", timeout=2).ok, timeout=60)
+    yield url
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def serving_url(stack, log_dir):
+    import requests
+
+    from tests.procs import Service, free_port, wait_for
+
+    port = free_port()
+    svc = Service("serving", ["serve", "--port", str(port)], log_dir).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_for("serving health", lambda: requests.get(f"{url}/api/v1/health", timeout=2).ok, timeout=60)
+    yield url
+    svc.stop()
+
+
+@pytest.fixture
+def new_site(cassandra, stack):
+    """A freshly registered site, unique to the test, so tests never see each other's data."""
+    import uuid
+
+    from infra.sites import add_site
+
+    def make(prefix: str = "t") -> str:
+        site = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        add_site(cassandra, stack.keyspace, site, ["example.test"], "UTC")
+        return site
+
+    return make
