@@ -9,20 +9,27 @@ from typing import Any
 
 
 class SiteRegistry:
-    """Registered sites, refreshed every ``ttl`` seconds so a new site is accepted quickly."""
+    """Registered sites. Known sites are cached for ``ttl`` seconds; an unknown one is looked
+    up by key every time, so a site is accepted the moment it is registered."""
 
-    def __init__(self, session: Any, keyspace: str, ttl: float = 10.0) -> None:
-        self.session, self.keyspace, self.ttl = session, keyspace, ttl
-        self._sites: set[str] = set()
-        self._loaded = 0.0
+    def __init__(self, session: Any, keyspace: str, ttl: float = 60.0) -> None:
+        self.session, self.ttl = session, ttl
+        self._one = session.prepare(f"SELECT site FROM {keyspace}.sites WHERE site = ?")
+        self._known: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def known(self, site: str) -> bool:
         with self._lock:
-            if time.monotonic() - self._loaded > self.ttl or (site not in self._sites and time.monotonic() - self._loaded > 1):
-                self._sites = {r.site for r in self.session.execute(f"SELECT site FROM {self.keyspace}.sites")}
-                self._loaded = time.monotonic()
-            return site in self._sites
+            seen = self._known.get(site)
+        if seen is not None and time.monotonic() - seen < self.ttl:
+            return True
+        found = self.session.execute(self._one, (site,)).one() is not None
+        with self._lock:
+            if found:
+                self._known[site] = time.monotonic()
+            else:
+                self._known.pop(site, None)
+        return found
 
 
 class DailySalt:

@@ -50,23 +50,41 @@ def migrate_db(settings: Settings) -> None:
         raise proc.ServiceError(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
 
 
-def _paths(settings: Settings) -> tuple[Path, Path]:
-    return settings.var_dir / "run" / "airflow.pid", settings.var_dir / "logs" / "airflow.log"
+# What `airflow standalone` runs, started one by one: standalone gives no way to stop its
+# log servers, which listen on every interface, and nothing here may bind beyond 127.0.0.1.
+# With the LocalExecutor on one machine the API server reads task logs from local files,
+# so the log servers are not needed (--skip-serve-logs). No triggerer: no task defers.
+COMPONENTS: dict[str, list[str]] = {
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
+}
+
+
+def _paths(settings: Settings, component: str) -> tuple[Path, Path]:
+    return settings.var_dir / "run" / f"airflow-{component}.pid", settings.var_dir / "logs" / f"airflow-{component}.log"
 
 
 def start(settings: Settings, timeout: float = 300) -> None:
-    pid_file, log_file = _paths(settings)
-    if proc.read_pid(pid_file) is None:
-        proc.ensure_port_free("Airflow", "127.0.0.1", settings.airflow_port)
+    env = {**airflow_env(settings),
+           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"}
+    if not is_running(settings):
+        proc.ensure_port_free("Airflow API server", "127.0.0.1", settings.airflow_port)
         migrate_db(settings)
-        proc.start_detached("Airflow (standalone)", [sys.executable, "-m", "airflow", "standalone"],
-                            pid_file, log_file, env=airflow_env(settings))
-    proc.wait_until("Airflow", lambda: proc.port_open("127.0.0.1", settings.airflow_port), timeout, pid_file, log_file, 2)
+    for component, args in COMPONENTS.items():
+        pid_file, log_file = _paths(settings, component)
+        argv = [sys.executable, "-m", "airflow", *args]
+        if component == "api-server":
+            argv += ["--port", str(settings.airflow_port)]
+        proc.start_detached(f"Airflow {component}", argv, pid_file, log_file, env=env)
+    pid_file, log_file = _paths(settings, "api-server")
+    proc.wait_until("Airflow API server", lambda: proc.port_open("127.0.0.1", settings.airflow_port), timeout,
+                    pid_file, log_file, 2)
 
 
 def stop(settings: Settings) -> bool:
-    return proc.stop_pid_file("Airflow", _paths(settings)[0], timeout=60)
+    return any([proc.stop_pid_file(f"Airflow {c}", _paths(settings, c)[0], timeout=60) for c in reversed(COMPONENTS)])
 
 
 def is_running(settings: Settings) -> bool:
-    return proc.read_pid(_paths(settings)[0]) is not None
+    return any(proc.read_pid(_paths(settings, c)[0]) is not None for c in COMPONENTS)

@@ -182,6 +182,34 @@ def demo(settings, rate: float, no_airflow: bool) -> None:
     sys.exit(run_demo(settings, rate=rate, with_airflow=not no_airflow))
 
 
+@main.command()
+@click.argument("site_id")
+@click.option("--url", help="serving layer URL (default: 127.0.0.1 and PARALLAX_SERVING_PORT)")
+@click.pass_obj
+def watch(settings, site_id: str, url: str | None) -> None:
+    """Print the live metric pushes of one site, as a dashboard receives them."""
+    import socketio
+
+    url = url or f"http://127.0.0.1:{settings.serving_port}"
+    client = socketio.Client()
+
+    @client.on("subscribed")
+    def _subscribed(data):
+        click.echo(f"subscribed to {data['site']} on {url}; waiting for updates (Ctrl-C to stop)")
+
+    @client.on("metrics")
+    def _metrics(data):
+        for b in data["buckets"]:
+            click.echo(f"{data['site']}  {b['start']}  pageviews={b['pageviews']:<6} visitors={b['visitors']}")
+
+    client.connect(url, transports=["websocket"], wait_timeout=10)
+    client.emit("subscribe", {"site": site_id})
+    try:
+        client.wait()
+    except KeyboardInterrupt:
+        client.disconnect()
+
+
 @main.command("settings")
 @click.pass_obj
 def show_settings(settings) -> None:

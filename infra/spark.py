@@ -31,6 +31,7 @@ def session_conf(settings: Settings, *, with_kafka: bool) -> dict[str, str]:
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         # All buckets are UTC instants; the session time zone must not depend on the host.
         "spark.sql.session.timeZone": "UTC",
         # Small local data: a few shuffle partitions keep micro-batches quick on 2 cores.

@@ -1,0 +1,183 @@
+"""`parallax demo`: the whole Lambda loop, live, on this machine.
+
+Brings the stack up (with Airflow), starts collector, speed layer and serving layer,
+sends yesterday's traffic late and today's traffic live, runs the nightly DAG for
+yesterday through Airflow, and prints where to look. Ctrl-C stops what it started.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from infra import proc
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEMO_SITES = {"shop.example": "shop.example.com", "blog.example": "blog.example.com", "docs.example": "docs.example.com"}
+
+
+class Child:
+    """A Parallax process started by the demo, logging to var/logs/demo-<name>.log."""
+
+    def __init__(self, name: str, args: list[str], settings: Settings) -> None:
+        self.name = name
+        self.log_path = settings.var_dir / "logs" / f"demo-{name}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        log.info("started %s (pid %d), log: %s", name, self.proc.pid, self.log_path)
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise proc.ServiceError(f"{self.name} exited ({self.proc.returncode}). Last lines of {self.log_path}:\n"
+                                    f"{proc.tail(self.log_path)}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            import os
+
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        log.info("stopped %s", self.name)
+
+
+def _archived(master_dir: Path, day: str) -> bool:
+    """The archive query committed files of ``day`` (its commit log names them)."""
+    meta = master_dir / "_spark_metadata"
+    return meta.exists() and any(f"date={day}" in p.read_text(errors="replace") for p in meta.iterdir() if p.is_file())
+
+
+def _airflow_token(settings: Settings, http: Any) -> str:
+    users = json.loads((settings.airflow_home / "simple_auth_manager_passwords.json.generated").read_text())
+    r = http.post(f"http://127.0.0.1:{settings.airflow_port}/auth/token",
+                  json={"username": "admin", "password": users["admin"]}, timeout=30)
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def trigger_nightly(settings: Settings, day: str, timeout: float = 900) -> str:
+    """Trigger `parallax_nightly` for ``day`` through Airflow's REST API; wait for the end."""
+    import requests
+
+    http = requests.Session()
+    base = f"http://127.0.0.1:{settings.airflow_port}/api/v2/dags/parallax_nightly"
+    http.headers["Authorization"] = f"Bearer {_airflow_token(settings, http)}"
+    run = http.post(f"{base}/dagRuns", json={"logical_date": None, "conf": {"day": day},
+                                             "note": "parallax demo: reprocess yesterday"}, timeout=30)
+    run.raise_for_status()
+    run_id = run.json()["dag_run_id"]
+    log.info("triggered Airflow run %s of parallax_nightly for %s", run_id, day)
+    deadline = time.monotonic() + timeout
+    state = "queued"
+    while time.monotonic() < deadline:
+        state = http.get(f"{base}/dagRuns/{run_id}", timeout=30).json()["state"]
+        if state in ("success", "failed"):
+            break
+        log.info("nightly run for %s: %s ...", day, state)
+        time.sleep(10)
+    return state
+
+
+def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
+    import requests
+
+    from infra import stack
+    from infra.clients import cassandra_session
+    from infra.sites import add_site
+    from infra.traffic import send, stream, visits_over
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    children: list[Child] = []
+    states = stack.status(settings)
+    stack_was_up = states["kafka"] == states["cassandra"] == "ready"
+    code = 0
+    try:
+        stack.up(settings, with_airflow=with_airflow)
+        session = cassandra_session(settings, settings.keyspace)
+        for site, domain in DEMO_SITES.items():
+            add_site(session, settings.keyspace, site, [domain], "UTC")
+        session.cluster.shutdown()
+        log.info("demo sites: %s", ", ".join(DEMO_SITES))
+
+        children = [Child("collector", ["collect"], settings), Child("speed", ["speed"], settings),
+                    Child("serving", ["serve"], settings)]
+        collector = f"http://127.0.0.1:{settings.collector_port}"
+        serving = f"http://127.0.0.1:{settings.serving_port}"
+        for name, url in (("collector", f"{collector}/health"), ("serving layer", f"{serving}/api/v1/health")):
+            proc.wait_until(name, lambda url=url: requests.get(url, timeout=2).ok, 90)
+
+        now = datetime.now(timezone.utc)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        yesterday = today - timedelta(days=1)
+        rng = random.Random(42)
+        late = visits_over(rng, DEMO_SITES, yesterday, today, 300)
+        http = requests.Session()
+        accepted = sum(len(v.events) for v in late if send(collector, v, http) == 202)
+        log.info("sent %d of yesterday's events late (the speed layer leaves them to the batch layer)", accepted)
+
+        traffic = threading.Thread(target=stream, args=(collector, DEMO_SITES, rate, stop), daemon=True)
+        traffic.start()
+        log.info("sending live traffic at about %.0f events/s", rate)
+
+        day = yesterday.date().isoformat()
+        log.info("waiting for the archive to commit yesterday's events to the master dataset ...")
+        while not stop.is_set() and not _archived(settings.master_dir, day):
+            for c in children:
+                c.check()
+            stop.wait(3)
+        if not stop.is_set():
+            if with_airflow:
+                state = trigger_nightly(settings, day)
+            else:
+                result = subprocess.run([sys.executable, "-m", "infra.cli", "batch", "--date", day])
+                state = "success" if result.returncode == 0 else "failed"
+            log.info("nightly batch for %s: %s", day, state)
+            if state != "success":
+                code = 1
+
+        site = next(iter(DEMO_SITES))
+        print(f"""
+================================ Parallax demo is live ================================
+ Merged report (yesterday final from batch views, today from speed views):
+   {serving}/api/v1/sites/{site}/report?from={day}&to={today.date().isoformat()}&granularity=hour
+ Today by minute:
+   {serving}/api/v1/sites/{site}/report?granularity=minute
+ Live pushes over Socket.IO (room per site), in another terminal:
+   .venv/bin/parallax watch {site}
+ Airflow: http://127.0.0.1:{settings.airflow_port}  (user admin, password in
+   {settings.airflow_home / 'simple_auth_manager_passwords.json.generated'})
+ Logs: {settings.var_dir / 'logs'}
+ Other sites: {', '.join(list(DEMO_SITES)[1:])}.   Ctrl-C stops everything the demo started.
+========================================================================================
+""", flush=True)
+        while not stop.is_set():
+            for c in children:
+                c.check()
+            stop.wait(2)
+    except proc.ServiceError as exc:
+        log.error("%s", exc)
+        code = 1
+    finally:
+        stop.set()
+        log.info("shutting down the demo ...")
+        for c in reversed(children):
+            c.stop()
+        if not stack_was_up:
+            stack.down(settings)
+    return code
