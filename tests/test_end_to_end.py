@@ -143,10 +143,24 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
                                        "granularity": "day"})
     assert day["buckets"] == [{"start": yesterday.isoformat(), "final": True, "pageviews": 4, "visitors": 3}]
 
+    # The invalid event was kept, with its reason, in `events.invalid`.
+    (kept,) = invalid_records(stack, site)
+    assert kept["event"] == invalid and kept["reason"] == "schema_violation"
+    assert kept["errors"] == ["/: 'ts' is a required property"]
 
-def test_invalid_event_is_kept_with_its_reason(stack, collector_url, new_site):
+
+def invalid_records(settings, site: str) -> list[dict]:
     from kafka import KafkaConsumer
 
+    consumer = KafkaConsumer(settings.topic_invalid, bootstrap_servers=settings.kafka_bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    try:
+        return [json.loads(m.value) for m in consumer if site.encode() in m.value]
+    finally:
+        consumer.close()
+
+
+def test_invalid_event_is_kept_with_its_reason(stack, collector_url, new_site):
     site = new_site("inv")
     bad = {"event_id": "not-a-uuid", "type": "Page View!", "ts": "yesterday", "url": ""}
     r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": [bad]}, timeout=30)
@@ -154,10 +168,7 @@ def test_invalid_event_is_kept_with_its_reason(stack, collector_url, new_site):
     errors = r.json()["rejected"][0]["errors"]
     assert {e.split(":")[0] for e in errors} == {"/event_id", "/type", "/ts", "/url"}
 
-    consumer = KafkaConsumer(stack.topic_invalid, bootstrap_servers=stack.kafka_bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    found = [json.loads(m.value) for m in consumer if site.encode() in m.value]
-    consumer.close()
+    found = invalid_records(stack, site)
     assert len(found) == 1
     assert found[0]["reason"] == "schema_violation" and found[0]["event"] == bad
     assert found[0]["errors"] == errors
