@@ -1,4 +1,10 @@
-"""spark-submit entry point of the batch layer: ``spark-submit batch_layer/daily_views.py --date D``.
+"""spark-submit entry point of the batch layer.
+
+    spark-submit batch_layer/daily_views.py --day 2026-11-21
+        recompute 2026-11-21 for every site whose 2026-11-21 has ended in its time zone;
+    spark-submit batch_layer/daily_views.py --interval 2026-11-22T00:00:00+00:00 2026-11-22T01:00:00+00:00
+        recompute, for each site, the day that ended (its local midnight) in that interval
+        (what the hourly Airflow DAG submits).
 
 Settings (Cassandra, master dataset) come from the PARALLAX_* environment, like every
 other Parallax process.
@@ -8,28 +14,58 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from datetime import date
+from datetime import date, datetime
+
+
+def _instant(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a UTC offset")
+    return parsed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Recompute exact views from the master dataset.")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--day", type=date.fromisoformat, help="the day, YYYY-MM-DD, in each site's zone")
+    what.add_argument("--interval", nargs=2, type=_instant, metavar=("START", "END"),
+                      help="the days that ended (local midnight) in [START, END), per site")
+    # Airflow's templated arguments leave an empty string where an option takes one value.
+    return parser.parse_args([a for a in (sys.argv[1:] if argv is None else argv) if a])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Recompute one day's exact views from the master dataset.")
-    parser.add_argument("--date", required=True, type=date.fromisoformat, help="the day, YYYY-MM-DD (UTC)")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("batch_layer")
 
-    from batch_layer.job import run_day
+    from batch_layer.job import registered_sites, run_day
+    from batch_layer.schedule import days_ended_between, sites_with_day_ended, utcnow
     from infra.clients import cassandra_session
     from infra.settings import load_settings
     from infra.spark import get_session
 
     settings = load_settings()
-    spark = get_session(settings, f"parallax-batch-{args.date}")
     session = cassandra_session(settings, settings.keyspace)
+    zones = registered_sites(session, settings.keyspace)
+    if args.day:
+        ready, waiting = sites_with_day_ended(zones, args.day, utcnow())
+        if waiting:
+            log.warning("%s has not ended (+ grace) yet in the zone of %s; not recomputed now", args.day, ", ".join(waiting))
+        plan = {args.day: ready} if ready else {}
+    else:
+        plan = days_ended_between(zones, *args.interval)
+    if not plan:
+        log.info("nothing to recompute")
+    spark = get_session(settings, "parallax-batch") if plan else None
     try:
-        run_day(spark, session, settings.keyspace, str(settings.master_dir), args.date)
+        for day, sites in plan.items():
+            log.info("recomputing %s for %d site(s): %s", day, len(sites), ", ".join(sites))
+            run_day(spark, session, settings.keyspace, str(settings.master_dir), day, {s: zones[s] for s in sites})
     finally:
         session.cluster.shutdown()
-        spark.stop()
+        if spark is not None:
+            spark.stop()
     return 0
 
 

@@ -1,7 +1,7 @@
 """The batch layer: recompute one day's views exactly from the master dataset.
 
-Recipe: read the day's events (plus the neighbouring date partitions, where late or
-clock-skewed events of the day may sit) -> deduplicate by event_id -> the same
+Recipe: read the day's events -- day D of each site in the site's own time zone, so the
+UTC date partitions D-1..D+1 of the master dataset -- -> deduplicate by event_id -> the same
 ``views.transforms`` the speed layer runs, with exact unique counts -> upsert
 ``batch_views`` for every granularity -> record the run -> move each site's batch boundary
 past the day, last, so that a reader never sees half a day.
@@ -12,34 +12,35 @@ Submitted by Airflow (``dags/parallax_nightly.py``) or run by hand:
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from views.catalogue import GRANULARITIES
+from views.catalogue import GRANULARITIES, local_day_bounds
 from views.store import BATCH_TABLE, traffic_params, upsert, upsert_cql
-from views.transforms import dedupe_events, traffic
+from views.transforms import dedupe_events, local_date, traffic
 
 log = logging.getLogger(__name__)
 
 
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time.min, tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)
-
-
-def read_day(spark: SparkSession, master_dir: str, day: date) -> DataFrame | None:
-    """The events whose event time falls on ``day`` (UTC), or None if nothing was archived."""
+def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str]) -> DataFrame | None:
+    """The events that happened on ``day`` in their site's time zone, with a ``timezone``
+    column; None if nothing was archived yet. ``sites`` maps site -> IANA zone."""
     if not (Path(master_dir) / "_spark_metadata").exists() and not any(Path(master_dir).glob("date=*")):
         return None
-    start, end = day_bounds(day)
+    # Zones are within ±14 h of UTC: a local day lies within these three UTC dates.
     dates = [day - timedelta(days=1), day, day + timedelta(days=1)]
+    zones = spark.createDataFrame(list(sites.items()) or [("", "UTC")], "site STRING, timezone STRING")
     # Reading the root lets Spark use the streaming sink's commit log (only committed files).
-    events = spark.read.parquet(master_dir).where(F.col("date").isin(dates))
-    return events.where((F.col("event_time") >= F.lit(start)) & (F.col("event_time") < F.lit(end)))
+    events = (
+        spark.read.parquet(master_dir).where(F.col("date").isin(dates))
+        .join(F.broadcast(zones), "site", "left")
+        .withColumn("timezone", F.coalesce(F.col("timezone"), F.lit("UTC")))
+    )
+    return events.where((local_date(events) == F.lit(day)) & F.col("site").isin(list(sites)))
 
 
 def day_views(events: DataFrame) -> dict[str, DataFrame]:
@@ -48,11 +49,20 @@ def day_views(events: DataFrame) -> dict[str, DataFrame]:
     return {g: traffic(deduped, g, exact_visitors=True) for g in GRANULARITIES}
 
 
-def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, day: date) -> dict[str, int]:
-    """Compute and write the day's views, then move the boundary. Returns per-site events."""
-    start, end = day_bounds(day)
+def registered_sites(session: Any, keyspace: str) -> dict[str, str]:
+    """Every registered site and its IANA time zone."""
+    return {r.site: r.timezone or "UTC" for r in session.execute(f"SELECT site, timezone FROM {keyspace}.sites")}
+
+
+def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, day: date,
+            sites: dict[str, str]) -> dict[str, int]:
+    """Compute and write ``day``'s views of ``sites`` (site -> zone), then move their
+    boundary. Returns the events per site."""
     now = datetime.now(timezone.utc)
-    events = read_day(spark, master_dir, day)
+    if not sites:
+        log.info("%s: no site to recompute", day)
+        return {}
+    events = read_day(spark, master_dir, day, sites)
     per_site: dict[str, tuple[int, int]] = {}
     if events is None:
         log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
@@ -69,24 +79,24 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
             log.info("%s: wrote %d %s buckets", day, written, granularity)
         events.unpersist()
 
-    sites = [r.site for r in session.execute(f"SELECT site FROM {keyspace}.sites")]
     run_stmt = session.prepare(
         f"INSERT INTO {keyspace}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"
     )
     upsert(session, run_stmt, [(day, s, *per_site.get(s, (0, 0)), now) for s in sorted(set(sites) | set(per_site))])
-    move_boundary(session, keyspace, sites, end)
-    log.info("%s: batch boundary of %d sites is now at least %s", day, len(sites), end.isoformat())
+    ends = {site: local_day_bounds(day, tz)[1] for site, tz in sites.items()}
+    move_boundary(session, keyspace, ends)
+    log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
     return {s: n for s, (n, _) in per_site.items()}
 
 
-def move_boundary(session: Any, keyspace: str, sites: list[str], end: datetime) -> None:
-    """Move each site's boundary forward to ``end``, never back (re-running an old day
-    must not hide newer batch views)."""
+def move_boundary(session: Any, keyspace: str, ends: dict[str, datetime]) -> None:
+    """Move each site's boundary forward to the end of the day just computed (its local
+    midnight), never back: re-running an old day must not hide newer batch views."""
     current = {r.site: r.boundary for r in session.execute(f"SELECT site, boundary FROM {keyspace}.batch_boundary")}
     stmt = session.prepare(f"INSERT INTO {keyspace}.batch_boundary (site, boundary, updated_at) VALUES (?, ?, ?)")
     now = datetime.now(timezone.utc)
     params = []
-    for site in sites:
+    for site, end in ends.items():
         old = current.get(site)
         if old is not None and old.replace(tzinfo=timezone.utc) >= end:
             continue

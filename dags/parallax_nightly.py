@@ -1,12 +1,14 @@
 """
 ### Parallax nightly batch
 
-Recomputes the exact views of one day (UTC) from the master dataset and then moves every
-site's batch boundary past that day, so reports show that day as `final`.
+Recomputes exact views from the master dataset and then moves each site's batch boundary
+past the recomputed day, so reports show that day as `final`.
 
-Each run covers its data interval: the run that starts at midnight processes the day that
-just ended. To reprocess a day by hand (late data, a fix), trigger the DAG with the `day`
-parameter, or run `airflow dags test parallax_nightly YYYY-MM-DD` for that day.
+Sites live in their own time zones, so "the night" comes at a different hour for each:
+the DAG runs every hour, a quarter past (the grace for late events), and each run
+recomputes the day of exactly the sites whose local midnight fell in the hour before.
+To reprocess a day by hand (late data, a fix), trigger the DAG with the `day` parameter:
+that day is recomputed for every site where it has ended.
 The Spark job is submitted through the `spark_default` connection (its host is the Spark
 master, `local[2]` on one machine).
 """
@@ -20,13 +22,17 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from batch_layer.schedule import GRACE  # light: no Spark at parse time
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+GRACE_MINUTES = int(GRACE.total_seconds() // 60)
 
 with DAG(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
-    # Interval timetable: the run at D+1 00:00 has the data interval [D, D+1), so {{ ds }} is D.
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    # Interval timetable: the run at H+1:15 has the data interval [H:15, H+1:15); shifted back
+    # by the grace, that is the hour [H, H+1) whose local midnights it processes.
+    schedule=CronDataIntervalTimetable(f"{GRACE_MINUTES} * * * *", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -36,18 +42,24 @@ with DAG(
             None,
             type=["null", "string"],
             format="date",
-            description="Reprocess this day (YYYY-MM-DD) instead of the run's data interval.",
+            description="Reprocess this day (YYYY-MM-DD) for every site where it has ended.",
         )
     },
     tags=["parallax", "batch"],
 ) as dag:
     SparkSubmitOperator(
         task_id="daily_views",
-        doc_md="Exact views of the day into Cassandra `batch_views`, then the boundary (last).",
+        doc_md="Exact views of the day(s) into Cassandra `batch_views`, then the boundary (last).",
         application=str(REPO_ROOT / "batch_layer" / "daily_views.py"),
-        application_args=["--date", "{{ params.day or ds }}"],
+        # `--day D` for a manual reprocessing, else `--interval START END` (shifted by the
+        # grace); an empty third argument is dropped by the job.
+        application_args=[
+            "{{ '--day' if params.day else '--interval' }}",
+            "{{ params.day or (data_interval_start - macros.timedelta(minutes=%d)).isoformat() }}" % GRACE_MINUTES,
+            "{{ '' if params.day else (data_interval_end - macros.timedelta(minutes=%d)).isoformat() }}" % GRACE_MINUTES,
+        ],
         conn_id="spark_default",
-        name="parallax-batch-{{ params.day or ds }}",
+        name="parallax-batch",
         conf={
             # The job imports Parallax's packages: run it with this environment's Python.
             "spark.pyspark.python": sys.executable,

@@ -162,13 +162,15 @@ def speed(settings) -> None:
 
 
 @main.command()
-@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]), help="the day to recompute (UTC)")
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="the day to recompute, in each site's time zone")
 @click.pass_obj
 def batch(settings, day) -> None:
-    """Recompute one day's exact views and move the batch boundary (what the DAG submits)."""
+    """Recompute one day's exact views and move the batch boundary, for every site whose
+    day has ended in its zone (the DAG submits the same job)."""
     from batch_layer.daily_views import main as batch_main
 
-    sys.exit(batch_main(["--date", day.date().isoformat()]))
+    sys.exit(batch_main(["--day", day.date().isoformat()]))
 
 
 @main.command()

@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from infra import proc
 from infra.settings import Settings
@@ -24,6 +25,7 @@ from infra.settings import Settings
 log = logging.getLogger(__name__)
 
 DEMO_SITES = {"shop.example": "shop.example.com", "blog.example": "blog.example.com", "docs.example": "docs.example.com"}
+DEMO_ZONES = {"shop.example": "Europe/Paris", "blog.example": "America/New_York", "docs.example": "UTC"}
 
 
 class Child:
@@ -99,6 +101,7 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
     from infra.clients import cassandra_session
     from infra.sites import add_site
     from infra.traffic import send, stream, visits_over
+    from views.catalogue import local_day_bounds
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -111,9 +114,9 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         stack.up(settings, with_airflow=with_airflow)
         session = cassandra_session(settings, settings.keyspace)
         for site, domain in DEMO_SITES.items():
-            add_site(session, settings.keyspace, site, [domain], "UTC")
+            add_site(session, settings.keyspace, site, [domain], DEMO_ZONES[site])
         session.cluster.shutdown()
-        log.info("demo sites: %s", ", ".join(DEMO_SITES))
+        log.info("demo sites: %s", ", ".join(f"{s} ({DEMO_ZONES[s]})" for s in DEMO_SITES))
 
         children = [Child("collector", ["collect"], settings), Child("speed", ["speed"], settings),
                     Child("serving", ["serve"], settings)]
@@ -122,11 +125,12 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         for name, url in (("collector", f"{collector}/health"), ("serving layer", f"{serving}/api/v1/health")):
             proc.wait_until(name, lambda url=url: requests.get(url, timeout=2).ok, 90)
 
+        # Each site's "yesterday" is a day of its own time zone.
         now = datetime.now(timezone.utc)
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        yesterday = today - timedelta(days=1)
+        yesterdays = {site: now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1) for site, tz in DEMO_ZONES.items()}
         rng = random.Random(42)
-        late = visits_over(rng, DEMO_SITES, yesterday, today, 300)
+        late = [v for site in DEMO_SITES
+                for v in visits_over(rng, {site: DEMO_SITES[site]}, *local_day_bounds(yesterdays[site], DEMO_ZONES[site]), 100)]
         http = requests.Session()
         accepted = sum(len(v.events) for v in late if send(collector, v, http) == 202)
         log.info("sent %d of yesterday's events late (the speed layer leaves them to the batch layer)", accepted)
@@ -135,27 +139,31 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         traffic.start()
         log.info("sending live traffic at about %.0f events/s", rate)
 
-        day = yesterday.date().isoformat()
+        days = sorted({d.isoformat() for d in yesterdays.values()})
         log.info("waiting for the archive to commit yesterday's events to the master dataset ...")
-        while not stop.is_set() and not _archived(settings.master_dir, day):
+        while not stop.is_set() and not all(_archived(settings.master_dir, d) for d in days):
             for c in children:
                 c.check()
             stop.wait(3)
-        if not stop.is_set():
+        for day in days:
+            if stop.is_set():
+                break
             if with_airflow:
                 state = trigger_nightly(settings, day)
             else:
                 result = subprocess.run([sys.executable, "-m", "infra.cli", "batch", "--date", day])
                 state = "success" if result.returncode == 0 else "failed"
-            log.info("nightly batch for %s: %s", day, state)
+            log.info("batch run for %s: %s (a site whose %s has not ended in its zone yet waits for its "
+                     "own night)", day, state, day)
             if state != "success":
                 code = 1
 
         site = next(iter(DEMO_SITES))
+        day, today = yesterdays[site].isoformat(), (yesterdays[site] + timedelta(days=1)).isoformat()
         print(f"""
 ================================ Parallax demo is live ================================
  Merged report (yesterday final from batch views, today from speed views):
-   {serving}/api/v1/sites/{site}/report?from={day}&to={today.date().isoformat()}&granularity=hour
+   {serving}/api/v1/sites/{site}/report?from={day}&to={today}&granularity=hour   ({DEMO_ZONES[site]} days)
  Today by minute:
    {serving}/api/v1/sites/{site}/report?granularity=minute
  Live pushes over Socket.IO (room per site), in another terminal:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from views.catalogue import GRANULARITIES, MEASURES, SPEED_GRANULARITY, bucket_start, bucket_starts
 from views.transforms import HLL_LG_K
@@ -45,7 +46,7 @@ def union_estimate(sketches: list[bytes]) -> int:
 
 
 def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datetime, end: datetime,
-                   granularity: str) -> dict[str, Any]:
+                   granularity: str, tz: str = "UTC") -> dict[str, Any]:
     unknown = [m for m in metrics if m not in MEASURES]
     if unknown:
         raise ReportError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(MEASURES)}")
@@ -53,7 +54,8 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
         raise ReportError(f"unknown granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
     if end <= start:
         raise ReportError("'to' must be after 'from'")
-    starts = bucket_starts(start, end, granularity)
+    zone = ZoneInfo(tz)
+    starts = bucket_starts(start, end, granularity, tz)
     if len(starts) > MAX_BUCKETS:
         raise ReportError(f"{len(starts)} {granularity} buckets asked for; at most {MAX_BUCKETS}: "
                           "choose a coarser granularity or a shorter range")
@@ -67,7 +69,7 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
         acc.pageviews, acc.visitors = row.pageviews, row.visitors
         acc.sketches = [row.visitors_sketch] if row.visitors_sketch else []
     for row in store.rows("speed_views", site, SPEED_GRANULARITY, split, end):
-        acc = buckets[bucket_start(row.bucket, granularity)]
+        acc = buckets[bucket_start(row.bucket, granularity, tz)]
         acc.pageviews += row.pageviews
         acc.visitors = row.visitors  # right for one minute; recomputed from sketches below
         acc.sketches = (acc.sketches or []) + ([row.visitors_sketch] if row.visitors_sketch else [])
@@ -82,7 +84,7 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
         visitors = acc.visitors if final or len(sketches) <= 1 else union_estimate(sketches)
         all_sketches.extend(sketches)
         total_pageviews += acc.pageviews
-        entry: dict[str, Any] = {"start": t.isoformat(), "final": final}
+        entry: dict[str, Any] = {"start": t.astimezone(zone).isoformat(), "final": final}
         values = {"pageviews": acc.pageviews, "visitors": visitors}
         entry.update({m: values[m] for m in metrics})
         out_buckets.append(entry)
@@ -95,10 +97,11 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
     totals = {"pageviews": total_pageviews, "visitors": total_visitors}
     return {
         "site": site,
-        "boundary": boundary.isoformat() if boundary else None,
+        "timezone": tz,
+        "boundary": boundary.astimezone(zone).isoformat() if boundary else None,
         "granularity": granularity,
-        "from": first.isoformat(),
-        "to": end.isoformat(),
+        "from": first.astimezone(zone).isoformat(),
+        "to": end.astimezone(zone).isoformat(),
         "metrics": metrics,
         "buckets": out_buckets,
         "totals": {m: totals[m] for m in metrics},

@@ -25,8 +25,10 @@ class CassandraViewStore:
         self._boundary = session.prepare(f"SELECT boundary FROM {keyspace}.batch_boundary WHERE site = ?")
         self._site = session.prepare(f"SELECT site, timezone FROM {keyspace}.sites WHERE site = ?")
 
-    def site_exists(self, site: str) -> bool:
-        return self.session.execute(self._site, (site,)).one() is not None
+    def site_zone(self, site: str) -> str | None:
+        """The site's IANA time zone, or None if the site is not registered."""
+        row = self.session.execute(self._site, (site,)).one()
+        return (row.timezone or "UTC") if row else None
 
     def boundary(self, site: str) -> datetime | None:
         row = self.session.execute(self._boundary, (site,)).one()

@@ -49,3 +49,20 @@ def test_a_service_that_dies_at_start_shows_its_log(tmp_path):
     proc.start_detached("x", ["sh", "-c", "echo 'boom: no such config' ; exit 3"], pid_file, log_file)
     with pytest.raises(proc.ServiceError, match="(?s)x exited during start-up.*boom: no such config"):
         proc.wait_until("x", lambda: False, timeout=30, pid_file=pid_file, log_file=log_file, interval=0.2)
+
+
+def test_python_buckets_follow_the_zone_like_the_spark_transform():
+    """The same instants as tests/test_views_transforms.py::test_hours_and_days_follow_the_site_zone."""
+    from views.catalogue import bucket_start, local_day_bounds
+
+    def at(s: str) -> datetime:
+        return datetime.fromisoformat(s + "+00:00")
+
+    assert bucket_start(at("2026-10-25T00:10:00"), "hour", "Europe/Paris") == at("2026-10-25T00:00:00")
+    assert bucket_start(at("2026-10-25T01:10:00"), "hour", "Europe/Paris") == at("2026-10-25T01:00:00")
+    assert bucket_start(at("2026-11-21T09:29:00"), "hour", "Asia/Kolkata") == at("2026-11-21T08:30:00")
+    assert bucket_start(at("2026-10-24T22:30:00"), "day", "Europe/Paris") == at("2026-10-24T22:00:00")
+    assert local_day_bounds(datetime(2026, 10, 25).date(), "Europe/Paris") == (at("2026-10-24T22:00:00"),
+                                                                               at("2026-10-25T23:00:00"))
+    hours = bucket_starts(*local_day_bounds(datetime(2026, 10, 25).date(), "Europe/Paris"), "hour", "Europe/Paris")
+    assert len(hours) == 25

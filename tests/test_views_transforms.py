@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from views.transforms import dedupe_events, parse_events, traffic, with_event_time
@@ -34,7 +35,7 @@ def events(spark):
         ("e4", "a", "pageview", ms("2026-11-21T10:01:00"), "v1"),  # next minute, same visitor
         ("e5", "b", "pageview", ms("2026-11-21T23:59:59"), "v1"),  # other site: same id, other visitor
     ]
-    return with_event_time(spark.createDataFrame(rows, EVENT_SCHEMA))
+    return with_event_time(spark.createDataFrame(rows, EVENT_SCHEMA)).withColumn("timezone", F.lit("UTC"))
 
 
 def collect(df, *cols):
@@ -100,4 +101,34 @@ def test_parse_events_drops_poison_messages(spark):
     assert collect(out, "event_id", "event_time") == [
         ("e1", datetime(2025, 11, 22, 8, 26, 40)),
         ("e2", datetime(2025, 11, 22, 8, 27, 40)),
+    ]
+
+
+def test_hours_and_days_follow_the_site_zone(spark):
+    """Paris on its DST fall-back night has two 02:00 hours; Kolkata's hours start at :30."""
+    rows = [
+        ("p1", "paris", "pageview", ms("2026-10-25T00:10:00"), "v1"),  # 02:10 CEST
+        ("p2", "paris", "pageview", ms("2026-10-25T01:10:00"), "v2"),  # 02:10 CET, an hour later
+        ("p3", "paris", "pageview", ms("2026-10-24T22:30:00"), "v3"),  # 00:30 local: Oct 25
+        ("p4", "paris", "pageview", ms("2026-10-24T21:59:00"), "v4"),  # 23:59 local: Oct 24
+        ("k1", "kolkata", "pageview", ms("2026-11-21T09:29:00"), "v1"),  # 14:59 IST
+        ("k2", "kolkata", "pageview", ms("2026-11-21T09:30:00"), "v2"),  # 15:00 IST
+    ]
+    zones = {"paris": "Europe/Paris", "kolkata": "Asia/Kolkata"}
+    events = with_event_time(spark.createDataFrame(rows, EVENT_SCHEMA)).withColumn(
+        "timezone", F.create_map(*[F.lit(x) for kv in zones.items() for x in kv])[F.col("site")])
+    hours = collect(traffic(events, "hour", exact_visitors=True), "site", "bucket", "pageviews")
+    assert hours == [
+        ("kolkata", datetime(2026, 11, 21, 8, 30), 1),  # 14:00 IST
+        ("kolkata", datetime(2026, 11, 21, 9, 30), 1),  # 15:00 IST
+        ("paris", datetime(2026, 10, 24, 21, 0), 1),
+        ("paris", datetime(2026, 10, 24, 22, 0), 1),
+        ("paris", datetime(2026, 10, 25, 0, 0), 1),
+        ("paris", datetime(2026, 10, 25, 1, 0), 1),
+    ]
+    days = collect(traffic(events, "day", exact_visitors=True), "site", "bucket", "pageviews")
+    assert days == [
+        ("kolkata", datetime(2026, 11, 20, 18, 30), 2),
+        ("paris", datetime(2026, 10, 23, 22, 0), 1),
+        ("paris", datetime(2026, 10, 24, 22, 0), 3),
     ]

@@ -6,7 +6,8 @@ processing layers use it to name what they write.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 UTC = timezone.utc
 
@@ -43,16 +44,41 @@ TOTAL_DIM = ""
 SPEED_GRANULARITY = "minute"
 
 
-def bucket_start(ts: datetime, granularity: str) -> datetime:
-    """Floor a UTC instant to the start of its bucket."""
-    ts = ts.astimezone(UTC)
+def bucket_start(ts: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> datetime:
+    """The UTC start of the bucket holding instant ``ts``, buckets following zone ``tz``.
+
+    Minutes are the same in every zone (offsets are whole minutes). An hour or a day is
+    floored on the local wall clock, keeping the instant's own offset, so DST days have 23
+    or 25 hour buckets and half-hour zones get their own hour boundaries.
+    """
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
     if granularity == "minute":
-        return ts.replace(second=0, microsecond=0)
+        return ts.astimezone(UTC).replace(second=0, microsecond=0)
+    local = ts.astimezone(zone)
     if granularity == "hour":
-        return ts.replace(minute=0, second=0, microsecond=0)
+        offset = local.utcoffset()
+        floored = local.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        return (floored - offset).replace(tzinfo=UTC)
     if granularity == "day":
-        return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+        return datetime.combine(local.date(), time.min, tzinfo=zone).astimezone(UTC)
     raise ValueError(f"unknown granularity {granularity!r}")
+
+
+def next_bucket(start: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> datetime:
+    """The start of the bucket after the one starting at ``start``."""
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    if granularity == "day":
+        local_day = start.astimezone(zone).date() + timedelta(days=1)
+        return datetime.combine(local_day, time.min, tzinfo=zone).astimezone(UTC)
+    return start + GRANULARITIES[granularity][1]
+
+
+def local_day_bounds(day: date, tz: str | ZoneInfo) -> tuple[datetime, datetime]:
+    """The UTC instants where ``day`` starts and ends in zone ``tz``."""
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
+    return start, end
 
 
 def period_key(granularity: str, bucket: datetime) -> str:
@@ -84,12 +110,11 @@ def periods_between(granularity: str, start: datetime, end: datetime) -> list[st
     return keys
 
 
-def bucket_starts(start: datetime, end: datetime, granularity: str) -> list[datetime]:
+def bucket_starts(start: datetime, end: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> list[datetime]:
     """Every bucket start in [start, end), the first one floored to its bucket."""
-    step = GRANULARITIES[granularity][1]
-    t = bucket_start(start, granularity)
+    t = bucket_start(start, granularity, tz)
     out = []
     while t < end:
         out.append(t)
-        t += step
+        t = next_bucket(t, granularity, tz)
     return out

@@ -45,15 +45,36 @@ def dedupe_events(events: DataFrame, *, within_watermark: bool) -> DataFrame:
     return events.dropDuplicates(["event_id"])
 
 
-def _bucket(granularity: str) -> Column:
-    duration, _ = GRANULARITIES[granularity]
-    return F.window(F.col("event_time"), duration)
+def bucket_column(granularity: str) -> Column:
+    """The UTC start of an event's bucket, following the site's zone (``timezone`` column)
+    for hours and days, the same rule as ``views.catalogue.bucket_start``.
+
+    Minutes use ``window()``: the same in every zone, and the form a streaming aggregation
+    needs to evict state behind the watermark. The speed layer only writes minutes.
+    """
+    if granularity == "minute":
+        return F.window(F.col("event_time"), GRANULARITIES["minute"][0]).start
+    local = F.from_utc_timestamp(F.col("event_time"), F.col("timezone"))
+    if granularity == "hour":
+        # Floor the wall clock to the hour and take the instant's own offset back off, so
+        # the two 01:00 hours of a DST fall-back night stay two buckets.
+        offset = F.unix_seconds(local) - F.unix_seconds(F.col("event_time"))
+        return F.timestamp_seconds(F.unix_seconds(F.date_trunc("hour", local)) - offset)
+    if granularity == "day":
+        return F.to_utc_timestamp(F.date_trunc("day", local), F.col("timezone"))
+    raise ValueError(f"unknown granularity {granularity!r}")
+
+
+def local_date(events: DataFrame) -> Column:
+    """The event's calendar day in its site's zone: the batch layer's unit of work."""
+    return F.to_date(F.from_utc_timestamp(F.col("event_time"), F.col("timezone")))
 
 
 def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool) -> DataFrame:
     """Pageviews and unique visitors per site and bucket, with the visitors' HLL sketch.
 
     Output: site, bucket (timestamp, bucket start), pageviews, visitors, visitors_sketch.
+    Hours and days need the site's ``timezone`` column (see ``bucket_column``).
     """
     aggregates = [
         F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"),
@@ -61,11 +82,16 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool) -> Dat
     ]
     if exact_visitors:
         aggregates.append(F.count_distinct(F.col("visitor_id")).alias("visitors"))
-    grouped = events.groupBy(F.col("site"), _bucket(granularity).alias("w")).agg(*aggregates)
+    if granularity == "minute":
+        # Grouping by the window itself lets a streaming aggregation evict old state.
+        grouped = events.groupBy(F.col("site"), F.window(F.col("event_time"), "1 minute").alias("w")).agg(*aggregates)
+        grouped = grouped.withColumn("bucket", F.col("w.start"))
+    else:
+        grouped = events.groupBy(F.col("site"), bucket_column(granularity).alias("bucket")).agg(*aggregates)
     visitors = F.col("visitors") if exact_visitors else F.hll_sketch_estimate(F.col("visitors_sketch"))
     return grouped.select(
         "site",
-        F.col("w.start").alias("bucket"),
+        "bucket",
         F.col("pageviews").cast("long").alias("pageviews"),
         visitors.cast("long").alias("visitors"),
         "visitors_sketch",
