@@ -57,10 +57,10 @@ class Child:
         log.info("stopped %s", self.name)
 
 
-def _archived(master_dir: Path, day: str) -> bool:
-    """The archive query committed files of ``day`` (its commit log names them)."""
-    meta = master_dir / "_spark_metadata"
-    return meta.exists() and any(f"date={day}" in p.read_text(errors="replace") for p in meta.iterdir() if p.is_file())
+def _archive_commits(checkpoint_dir: Path) -> int:
+    """How many micro-batches the archive query has committed (its checkpoint's commit log)."""
+    commits = checkpoint_dir / "archive" / "commits"
+    return max((int(p.name) + 1 for p in commits.glob("[0-9]*")), default=0) if commits.exists() else 0
 
 
 def _airflow_token(settings: Settings, http: Any) -> str:
@@ -132,6 +132,7 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         late = [v for site in DEMO_SITES
                 for v in visits_over(rng, {site: DEMO_SITES[site]}, *local_day_bounds(yesterdays[site], DEMO_ZONES[site]), 100)]
         http = requests.Session()
+        commits_before = _archive_commits(settings.checkpoint_dir)
         accepted = sum(len(v.events) for v in late if send(collector, v, http) == 202)
         log.info("sent %d of yesterday's events late (the speed layer leaves them to the batch layer)", accepted)
 
@@ -141,7 +142,8 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
 
         days = sorted({d.isoformat() for d in yesterdays.values()})
         log.info("waiting for the archive to commit yesterday's events to the master dataset ...")
-        while not stop.is_set() and not all(_archived(settings.master_dir, d) for d in days):
+        # Two more commits: at least one micro-batch began after the late events were acknowledged.
+        while not stop.is_set() and _archive_commits(settings.checkpoint_dir) < commits_before + 2:
             for c in children:
                 c.check()
             stop.wait(3)

@@ -61,7 +61,10 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
                           "choose a coarser granularity or a shorter range")
     first = starts[0]
     boundary = store.boundary(site)
-    split = min(max(boundary, first), end) if boundary else first
+    # Buckets that end by the boundary are final. The boundary sits on the site's local
+    # midnight, a bucket edge at every granularity; if it does not (the site's zone changed
+    # after a batch run), the bucket around it comes from the speed views.
+    split = min(max(bucket_start(boundary, granularity, tz), first), end) if boundary else first
 
     buckets: dict[datetime, _Acc] = defaultdict(_Acc)
     for row in store.rows("batch_views", site, granularity, first, split):
