@@ -19,9 +19,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from views.catalogue import GRANULARITIES, local_day_bounds
-from views.store import BATCH_TABLE, traffic_params, upsert, upsert_cql
-from views.transforms import dedupe_events, local_date, traffic
+from views.catalogue import BREAKDOWN_GRANULARITIES, GRANULARITIES, local_day_bounds
+from views.store import BATCH_TABLE, upsert, upsert_cql, view_params
+from views.transforms import dedupe_events, local_date, views
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, s
     zones = spark.createDataFrame(list(sites.items()) or [("", "UTC")], "site STRING, timezone STRING")
     # Reading the root lets Spark use the streaming sink's commit log (only committed files).
     events = (
-        spark.read.parquet(master_dir).where(F.col("date").isin(dates))
+        # mergeSchema: files archived before a schema change lack its new columns (null there).
+        spark.read.option("mergeSchema", "true").parquet(master_dir).where(F.col("date").isin(dates))
         .join(F.broadcast(zones), "site", "left")
         .withColumn("timezone", F.coalesce(F.col("timezone"), F.lit("UTC")))
     )
@@ -44,9 +45,10 @@ def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, s
 
 
 def day_views(events: DataFrame) -> dict[str, DataFrame]:
-    """Every granularity's exact traffic view of one day's deduplicated events."""
+    """Every granularity's exact views of one day's deduplicated events: the site total at
+    every granularity, breakdowns at hours and days."""
     deduped = dedupe_events(events, within_watermark=False)
-    return {g: traffic(deduped, g, exact_visitors=True) for g in GRANULARITIES}
+    return {g: views(deduped, g, exact_visitors=True, breakdowns=g in BREAKDOWN_GRANULARITIES) for g in GRANULARITIES}
 
 
 def registered_sites(session: Any, keyspace: str) -> dict[str, str]:
@@ -75,8 +77,8 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
         statement = session.prepare(upsert_cql(keyspace, BATCH_TABLE))
         for granularity, view in day_views(events).items():
             rows = [r.asDict() for r in view.collect()]
-            written = upsert(session, statement, (traffic_params(r, granularity, now) for r in rows))
-            log.info("%s: wrote %d %s buckets", day, written, granularity)
+            written = upsert(session, statement, (view_params(r, granularity, now) for r in rows))
+            log.info("%s: wrote %d %s rows (all views)", day, written, granularity)
         events.unpersist()
 
     run_stmt = session.prepare(

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
-from schemas import EVENT_SCHEMA_VERSION, event_schema
+from schemas import EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSIONS, event_schema
 
 
 class Reason(str, Enum):
@@ -46,7 +46,15 @@ class Checked:
     rejected: list[tuple[int, Any, list[str]]] = field(default_factory=list)
 
 
-_validator = Draft202012Validator(event_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+_validators = {v: Draft202012Validator(event_schema(v), format_checker=Draft202012Validator.FORMAT_CHECKER)
+               for v in EVENT_SCHEMA_VERSIONS}
+
+
+def _validator_for(event: Any) -> Draft202012Validator:
+    """The schema the event names (an older tracker's), else the latest."""
+    version = event.get("schema_version") if isinstance(event, dict) else None
+    return _validators.get(version, _validators[EVENT_SCHEMA_VERSION]) if isinstance(version, int) else \
+        _validators[EVENT_SCHEMA_VERSION]
 
 
 def parse(body: bytes, max_events: int) -> Batch:
@@ -76,7 +84,7 @@ def validate(events: list[Any]) -> Checked:
     """Each event against the JSON Schema; errors name the offending field's path."""
     checked = Checked()
     for index, event in enumerate(events):
-        errors = sorted(_validator.iter_errors(event), key=lambda e: list(e.absolute_path))
+        errors = sorted(_validator_for(event).iter_errors(event), key=lambda e: list(e.absolute_path))
         if errors:
             checked.rejected.append((index, event, [f"{_path_of(e)}: {e.message}" for e in errors]))
         else:
@@ -105,7 +113,16 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
         "visitor_id": event.get("visitor_id") or visitor_id(salt, site, ip, user_agent),
         "received_at": received_at,
         "schema_version": event.get("schema_version", EVENT_SCHEMA_VERSION),
+        "name": event.get("name"),
+        "props": _string_props(event.get("props")),
     }
+
+
+def _string_props(props: Any) -> dict[str, str] | None:
+    """Property values as strings (JSON booleans as true/false), so views group them alike."""
+    if not isinstance(props, dict) or not props:
+        return None
+    return {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in props.items()}
 
 
 def invalid_record(site: str | None, event: Any, reason: Reason, errors: list[str], received_at: int) -> dict[str, Any]:

@@ -50,8 +50,15 @@ def apply_schema(settings: Settings) -> None:
 
     session = cassandra_session(settings)
     try:
+        from cassandra import InvalidRequest
+
         for statement in cql_statements(settings.keyspace, settings.replication_factor):
-            session.execute(statement, timeout=60)
+            try:
+                session.execute(statement, timeout=60)
+            except InvalidRequest as exc:
+                # A migration's column that exists already: the schema is as wanted.
+                if not (statement.upper().startswith("ALTER TABLE") and "conflicts with an existing column" in str(exc)):
+                    raise
         log.info("Cassandra keyspace %s and tables are in place", settings.keyspace)
     finally:
         session.cluster.shutdown()

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-EVENT_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION = 2  # the latest; events that name no version are checked against it
+EVENT_SCHEMA_VERSIONS = (1, 2)
 
 # The enriched event as the collector writes it to Kafka `events` (JSON, one per message)
 # and as the archive stores it in the master dataset. Spark reads it with this DDL.
 ENRICHED_EVENT_DDL = (
     "event_id STRING, site STRING, type STRING, ts LONG, url STRING, path STRING, "
-    "referrer STRING, visitor_id STRING, received_at LONG, schema_version INT"
+    "referrer STRING, visitor_id STRING, received_at LONG, schema_version INT, "
+    "name STRING, props MAP<STRING, STRING>"
 )
 ENRICHED_EVENT_FIELDS = tuple(part.split()[0] for part in ENRICHED_EVENT_DDL.split(", "))
 

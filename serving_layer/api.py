@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from serving_layer.reports import ReportError, traffic_report
+from serving_layer.reports import ReportError, breakdown_report, traffic_report
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1")
 
@@ -42,6 +42,25 @@ def report(site: str):
     metrics = [m.strip() for m in request.args.get("metrics", "pageviews,visitors").split(",") if m.strip()]
     granularity = request.args.get("granularity", "hour")
     return jsonify(traffic_report(store, site, metrics, start, end, granularity, tz))
+
+
+@bp.get("/sites/<site>/breakdown")
+def breakdown(site: str):
+    """Top values of a dimension: ?dimension=page&metrics=visitors,pageviews&limit=10&from=&to="""
+    store = current_app.extensions["parallax.viewstore"]()
+    tz = store.site_zone(site)
+    if tz is None:
+        return jsonify(error=f"unknown site {site!r}"), 404
+    today = datetime.now(ZoneInfo(tz)).date().isoformat()
+    start = parse_instant(request.args.get("from", today), "from", end_of_day=False, tz=tz)
+    end = parse_instant(request.args.get("to", today), "to", end_of_day=True, tz=tz)
+    metrics = [m.strip() for m in request.args.get("metrics", "visitors,pageviews").split(",") if m.strip()]
+    try:
+        limit = int(request.args.get("limit", "10"))
+    except ValueError:
+        raise ReportError("'limit' must be a whole number") from None
+    dimension = request.args.get("dimension", "")
+    return jsonify(breakdown_report(store, site, dimension, metrics, start, end, tz, limit))
 
 
 @bp.get("/health")

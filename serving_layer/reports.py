@@ -13,7 +13,16 @@ from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from views.catalogue import GRANULARITIES, MEASURES, SPEED_GRANULARITY, bucket_start, bucket_starts
+from views.catalogue import (
+    DIMENSIONS,
+    GRANULARITIES,
+    MEASURES,
+    OTHER_VALUE,
+    SPEED_GRANULARITY,
+    bucket_start,
+    bucket_starts,
+    is_breakdown_view,
+)
 from views.transforms import HLL_LG_K
 
 MAX_BUCKETS = 5000
@@ -25,14 +34,25 @@ class ReportError(ValueError):
 
 class ViewStore(Protocol):
     def boundary(self, site: str) -> datetime | None: ...
-    def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime) -> list[Any]: ...
+    def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime,
+             view: str = ...) -> list[Any]: ...
 
 
 @dataclass
 class _Acc:
     pageviews: int = 0
+    events: int = 0
     visitors: int = 0
     sketches: list[bytes] | None = None
+
+    def add(self, row: Any) -> None:
+        self.pageviews += row.pageviews
+        self.events += row.events
+        self.visitors = row.visitors  # right for a single row; a union of sketches otherwise
+        self.sketches = (self.sketches or []) + ([row.visitors_sketch] if row.visitors_sketch else [])
+
+    def unique_visitors(self, rows: int) -> int:
+        return self.visitors if rows <= 1 or not self.sketches else union_estimate(self.sketches)
 
 
 def union_estimate(sketches: list[bytes]) -> int:
@@ -68,36 +88,28 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
 
     buckets: dict[datetime, _Acc] = defaultdict(_Acc)
     for row in store.rows("batch_views", site, granularity, first, split):
-        acc = buckets[row.bucket]
-        acc.pageviews, acc.visitors = row.pageviews, row.visitors
-        acc.sketches = [row.visitors_sketch] if row.visitors_sketch else []
+        buckets[row.bucket].add(row)
     for row in store.rows("speed_views", site, SPEED_GRANULARITY, split, end):
-        acc = buckets[bucket_start(row.bucket, granularity, tz)]
-        acc.pageviews += row.pageviews
-        acc.visitors = row.visitors  # right for one minute; recomputed from sketches below
-        acc.sketches = (acc.sketches or []) + ([row.visitors_sketch] if row.visitors_sketch else [])
+        buckets[bucket_start(row.bucket, granularity, tz)].add(row)
 
     out_buckets = []
-    all_sketches: list[bytes] = []
-    total_pageviews = 0
+    total = _Acc()
+    nonempty = 0
     for t in starts:
         acc = buckets.get(t, _Acc())
         final = boundary is not None and t < split
-        sketches = acc.sketches or []
-        visitors = acc.visitors if final or len(sketches) <= 1 else union_estimate(sketches)
-        all_sketches.extend(sketches)
-        total_pageviews += acc.pageviews
+        values = {"pageviews": acc.pageviews, "events": acc.events,
+                  "visitors": acc.unique_visitors(len(acc.sketches or []))}
+        if acc.events:
+            nonempty += 1
+            total.pageviews += acc.pageviews
+            total.events += acc.events
+            total.visitors = values["visitors"]
+            total.sketches = (total.sketches or []) + (acc.sketches or [])
         entry: dict[str, Any] = {"start": t.astimezone(zone).isoformat(), "final": final}
-        values = {"pageviews": acc.pageviews, "visitors": visitors}
         entry.update({m: values[m] for m in metrics})
         out_buckets.append(entry)
-
-    nonempty = [b for b in out_buckets if b.get("visitors") or b.get("pageviews")]
-    if len(nonempty) == 1 and "visitors" in metrics:
-        total_visitors = nonempty[0]["visitors"]
-    else:
-        total_visitors = union_estimate(all_sketches) if all_sketches else 0
-    totals = {"pageviews": total_pageviews, "visitors": total_visitors}
+    totals = {"pageviews": total.pageviews, "events": total.events, "visitors": total.unique_visitors(nonempty)}
     return {
         "site": site,
         "timezone": tz,
@@ -108,4 +120,62 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
         "metrics": metrics,
         "buckets": out_buckets,
         "totals": {m: totals[m] for m in metrics},
+    }
+
+
+def breakdown_report(store: ViewStore, site: str, dimension: str, metrics: list[str], start: datetime,
+                     end: datetime, tz: str = "UTC", limit: int = 10) -> dict[str, Any]:
+    """The top ``limit`` values of a dimension over [start, end), by the first metric, and
+    everything else as one "(other)" row (its visitors a union of sketches, not a sum)."""
+    if not is_breakdown_view(dimension):
+        raise ReportError(f"unknown dimension {dimension!r}; use one of {', '.join(DIMENSIONS)} or prop:<key>")
+    unknown = [m for m in metrics if m not in MEASURES]
+    if unknown or not metrics:
+        raise ReportError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; known: {', '.join(MEASURES)}")
+    if end <= start:
+        raise ReportError("'to' must be after 'from'")
+    if not 1 <= limit <= 1000:
+        raise ReportError("'limit' must be between 1 and 1000")
+    zone = ZoneInfo(tz)
+    first = bucket_start(start, "hour", tz)
+    boundary = store.boundary(site)
+    split = min(max(bucket_start(boundary, "hour", tz), first), end) if boundary else first
+    # Whole days of history come from day rows; a range that starts or ends inside a day
+    # from hour rows.
+    whole_days = bucket_start(first, "day", tz) == first and bucket_start(split, "day", tz) == split
+    values: dict[str, _Acc] = defaultdict(_Acc)
+    rows_per_value: dict[str, int] = defaultdict(int)
+    for row in store.rows("batch_views", site, "day" if whole_days else "hour", first, split, view=dimension):
+        values[row.dim].add(row)
+        rows_per_value[row.dim] += 1
+    for row in store.rows("speed_views", site, SPEED_GRANULARITY, split, end, view=dimension):
+        values[row.dim].add(row)
+        rows_per_value[row.dim] += 1
+
+    def as_dict(acc: _Acc, rows: int) -> dict[str, int]:
+        all_values = {"pageviews": acc.pageviews, "events": acc.events, "visitors": acc.unique_visitors(rows)}
+        return {m: all_values[m] for m in metrics}
+
+    ranked = sorted(((v, as_dict(acc, rows_per_value[v])) for v, acc in values.items()),
+                    key=lambda item: (-item[1][metrics[0]], item[0]))
+    top, rest = ranked[:limit], [v for v, _ in ranked[limit:]]
+    other = None
+    if rest:
+        acc = _Acc()
+        for v in rest:
+            acc.pageviews += values[v].pageviews
+            acc.events += values[v].events
+            acc.sketches = (acc.sketches or []) + (values[v].sketches or [])
+        other = {"value": OTHER_VALUE, "values": len(rest), **as_dict(acc, 2)}
+    return {
+        "site": site,
+        "timezone": tz,
+        "dimension": dimension,
+        "boundary": boundary.astimezone(zone).isoformat() if boundary else None,
+        "final": boundary is not None and split >= end,
+        "from": first.astimezone(zone).isoformat(),
+        "to": end.astimezone(zone).isoformat(),
+        "metrics": metrics,
+        "rows": [{"value": v, **vals} for v, vals in top],
+        "other": other,
     }

@@ -13,8 +13,10 @@ from views.store import as_utc, select_cql
 class ViewRow:
     bucket: datetime
     pageviews: int
+    events: int
     visitors: int
     visitors_sketch: bytes | None
+    dim: str = TOTAL_DIM
 
 
 class CassandraViewStore:
@@ -34,15 +36,17 @@ class CassandraViewStore:
         row = self.session.execute(self._boundary, (site,)).one()
         return as_utc(row.boundary) if row and row.boundary else None
 
-    def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime) -> list[ViewRow]:
-        """Site-total traffic rows of ``table`` with buckets in [start, end)."""
+    def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime,
+             view: str = TRAFFIC_VIEW) -> list[ViewRow]:
+        """Rows of ``view`` in ``table`` with buckets in [start, end): the site total, or
+        one row per breakdown value and bucket."""
         if end <= start:
             return []
         out: list[ViewRow] = []
         for period in periods_between(granularity, start, end):
-            for r in self.session.execute(self._select[table], (site, TRAFFIC_VIEW, granularity, period, start, end)):
-                if r.dim == TOTAL_DIM:
-                    out.append(ViewRow(as_utc(r.bucket), r.pageviews or 0, r.visitors or 0, r.visitors_sketch))
+            for r in self.session.execute(self._select[table], (site, view, granularity, period, start, end)):
+                out.append(ViewRow(as_utc(r.bucket), r.pageviews or 0, r.events or 0, r.visitors or 0,
+                                   r.visitors_sketch, r.dim))
         return out
 
 

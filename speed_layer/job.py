@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from speed_layer.sinks import SpeedViewSink
 from views.catalogue import SPEED_GRANULARITY
-from views.transforms import dedupe_events, parse_events, traffic
+from views.transforms import dedupe_events, parse_events, views
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def archive_frame(raw: DataFrame) -> DataFrame:
 
 def speed_view_frame(raw: DataFrame, watermark: str) -> DataFrame:
     events = parse_events(raw).withWatermark("event_time", watermark)
-    return traffic(dedupe_events(events, within_watermark=True), SPEED_GRANULARITY, exact_visitors=False)
+    return views(dedupe_events(events, within_watermark=True), SPEED_GRANULARITY, exact_visitors=False)
 
 
 def start_queries(

@@ -6,8 +6,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from views.catalogue import SPEED_GRANULARITY
-from views.store import SPEED_TABLE, as_utc, traffic_params, upsert, upsert_cql
+from views.catalogue import SPEED_GRANULARITY, TRAFFIC_VIEW
+from views.store import SPEED_TABLE, as_utc, upsert, upsert_cql, view_params
 
 log = logging.getLogger(__name__)
 
@@ -16,10 +16,13 @@ def live_updates(rows: list[dict[str, Any]], batch_id: int) -> dict[str, dict[st
     """Changed buckets grouped per site: the messages for Kafka `metrics.live`."""
     per_site: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
+        if row.get("view_name", TRAFFIC_VIEW) != TRAFFIC_VIEW:
+            continue  # dashboards get the site totals live; breakdowns are in the reports
         per_site[row["site"]].append(
             {
                 "start": as_utc(row["bucket"]).isoformat(),
                 "pageviews": int(row["pageviews"]),
+                "events": int(row["events"]),
                 "visitors": int(row["visitors"]),
             }
         )
@@ -48,8 +51,9 @@ class SpeedViewSink:
         if not rows:
             return
         now = datetime.now(timezone.utc)
-        written = upsert(self.session, self.statement, (traffic_params(r, SPEED_GRANULARITY, now) for r in rows))
+        written = upsert(self.session, self.statement, (view_params(r, SPEED_GRANULARITY, now) for r in rows))
         for site, message in live_updates(rows, batch_id).items():
             self.producer.send(self.live_topic, key=site.encode(), value=message)
         self.producer.flush(timeout=30)
-        log.info("micro-batch %d: upserted %d speed buckets for %d sites", batch_id, written, len({r["site"] for r in rows}))
+        log.info("micro-batch %d: upserted %d speed rows (all views) for %d sites", batch_id, written,
+                 len({r["site"] for r in rows}))

@@ -56,10 +56,7 @@ def stack(settings):
 
     states = st.status(settings)
     started_here = not (states["kafka"] == "ready" and states["cassandra"] == "ready")
-    if started_here:
-        st.up(settings)
-    else:
-        st.fetch(settings)
+    st.up(settings)  # idempotent: starts what is not running, applies topics and schema migrations
     yield settings
     if started_here:
         st.down(settings)

@@ -28,11 +28,11 @@ def client(stack):
 
 def write(cassandra, keyspace: str, table: str, site: str, granularity: str, bucket: datetime, pageviews: int,
           visitors: list[str]) -> None:
-    from views.store import traffic_params, upsert, upsert_cql
+    from views.store import upsert, upsert_cql, view_params
 
-    row = {"site": site, "bucket": bucket, "pageviews": pageviews, "visitors": len(set(visitors)),
+    row = {"site": site, "bucket": bucket, "pageviews": pageviews, "events": pageviews, "visitors": len(set(visitors)),
            "visitors_sketch": sketch(visitors)}
-    upsert(cassandra, cassandra.prepare(upsert_cql(keyspace, table)), [traffic_params(row, granularity, datetime.now(UTC))])
+    upsert(cassandra, cassandra.prepare(upsert_cql(keyspace, table)), [view_params(row, granularity, datetime.now(UTC))])
 
 
 def set_boundary(cassandra, keyspace: str, site: str, boundary: datetime) -> None:

@@ -25,6 +25,7 @@ MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
         Measure("pageviews", "events of type 'pageview'", "sum"),
+        Measure("events", "events of any type", "sum"),
         Measure("visitors", "distinct visitor ids with any event", "sketch"),
     )
 }
@@ -36,9 +37,46 @@ GRANULARITIES: dict[str, tuple[str, timedelta]] = {
     "day": ("1 day", timedelta(days=1)),
 }
 
-# The site-total traffic view; breakdown views (dimensions) come with the full catalogue.
+# The site-total traffic view; every dimension is a breakdown view of its own.
 TRAFFIC_VIEW = "traffic"
 TOTAL_DIM = ""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    doc: str
+
+
+DIMENSIONS: dict[str, Dimension] = {
+    d.name: d
+    for d in (
+        Dimension("page", "the page path"),
+        Dimension("referrer_source", "where the event's page was reached from: search, social, campaign, "
+                                     "direct, internal (another page of the site) or other sites"),
+        Dimension("utm_source", "utm_source of the page URL"),
+        Dimension("utm_medium", "utm_medium of the page URL"),
+        Dimension("utm_campaign", "utm_campaign of the page URL"),
+        Dimension("event_name", "the custom event's name, else the event type"),
+    )
+}
+# Custom properties: one breakdown view per property key, named "prop:<key>".
+PROPERTY_VIEW_PREFIX = "prop:"
+NONE_VALUE = "(none)"
+OTHER_VALUE = "(other)"
+# Breakdown rows are stored at these granularities: a top-N needs no minute detail in
+# history. The speed layer stores minutes, which are all it writes.
+BREAKDOWN_GRANULARITIES = ("hour", "day")
+
+SEARCH_HOSTS = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.", "ecosia.org",
+                "qwant.com", "startpage.com", "search.brave.com", "kagi.com")
+SOCIAL_HOSTS = ("facebook.com", "fb.com", "twitter.com", "t.co", "x.com", "linkedin.com", "lnkd.in", "reddit.com",
+                "news.ycombinator.com", "instagram.com", "youtube.com", "pinterest.", "tiktok.com", "mastodon.",
+                "threads.net", "bsky.app")
+
+
+def is_breakdown_view(view: str) -> bool:
+    return view in DIMENSIONS or (view.startswith(PROPERTY_VIEW_PREFIX) and len(view) > len(PROPERTY_VIEW_PREFIX))
 
 # The speed layer writes minute buckets; coarser speed buckets are merged at read time.
 SPEED_GRANULARITY = "minute"

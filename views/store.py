@@ -17,7 +17,8 @@ SPEED_TABLE = "speed_views"
 BATCH_TABLE = "batch_views"
 TABLES = (SPEED_TABLE, BATCH_TABLE)
 
-COLUMNS = ("site", "view_name", "granularity", "period", "bucket", "dim", "pageviews", "visitors", "visitors_sketch", "updated_at")
+COLUMNS = ("site", "view_name", "granularity", "period", "bucket", "dim", "pageviews", "events", "visitors",
+           "visitors_sketch", "updated_at")
 
 
 def upsert_cql(keyspace: str, table: str) -> str:
@@ -32,7 +33,7 @@ def select_cql(keyspace: str, table: str) -> str:
     if table not in TABLES:
         raise ValueError(f"unknown view table {table!r}")
     return (
-        f"SELECT bucket, dim, pageviews, visitors, visitors_sketch FROM {keyspace}.{table} "
+        f"SELECT bucket, dim, pageviews, events, visitors, visitors_sketch FROM {keyspace}.{table} "
         "WHERE site = ? AND view_name = ? AND granularity = ? AND period = ? AND bucket >= ? AND bucket < ?"
     )
 
@@ -42,18 +43,20 @@ def as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def traffic_params(row: Mapping[str, Any], granularity: str, now: datetime) -> tuple:
-    """A row of ``views.transforms.traffic`` -> the parameters of ``upsert_cql``."""
+def view_params(row: Mapping[str, Any], granularity: str, now: datetime) -> tuple:
+    """A row of ``views.transforms.views`` (or ``traffic``: the site total) -> the
+    parameters of ``upsert_cql``."""
     bucket = as_utc(row["bucket"])
     sketch = row["visitors_sketch"]
     return (
         row["site"],
-        TRAFFIC_VIEW,
+        row.get("view_name", TRAFFIC_VIEW),
         granularity,
         period_key(granularity, bucket),
         bucket,
-        TOTAL_DIM,
+        row.get("dim", TOTAL_DIM),
         int(row["pageviews"]),
+        int(row["events"]),
         int(row["visitors"]),
         bytes(sketch) if sketch is not None else None,
         now,

@@ -13,7 +13,16 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from schemas import ENRICHED_EVENT_DDL
-from views.catalogue import GRANULARITIES
+from views.catalogue import (
+    DIMENSIONS,
+    GRANULARITIES,
+    NONE_VALUE,
+    PROPERTY_VIEW_PREFIX,
+    SEARCH_HOSTS,
+    SOCIAL_HOSTS,
+    TOTAL_DIM,
+    TRAFFIC_VIEW,
+)
 
 # lg_config_k of the visitor sketches: 2^12 registers, ~1.6% standard error. Fixed, because
 # only sketches built with the same parameter merge without losing precision.
@@ -70,29 +79,101 @@ def local_date(events: DataFrame) -> Column:
     return F.to_date(F.from_utc_timestamp(F.col("event_time"), F.col("timezone")))
 
 
-def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool) -> DataFrame:
+def _host_matches(host: Column, suffixes: tuple[str, ...]) -> Column:
+    """host is one of ``suffixes`` or a subdomain of it ("google." matches google.fr)."""
+    cond = F.lit(False)
+    for suffix in suffixes:
+        if suffix.endswith("."):
+            cond = cond | host.startswith(suffix) | host.contains("." + suffix)
+        else:
+            cond = cond | (host == suffix) | host.endswith("." + suffix)
+    return cond
+
+
+def referrer_source(url: Column, referrer: Column) -> Column:
+    """search, social, campaign (tagged URL), direct (no referrer), internal, other sites."""
+    ref_host = F.lower(F.try_parse_url(referrer, F.lit("HOST")))
+    page_host = F.lower(F.try_parse_url(url, F.lit("HOST")))
+    tagged = F.try_parse_url(url, F.lit("QUERY"), F.lit("utm_source")).isNotNull() | \
+        F.try_parse_url(url, F.lit("QUERY"), F.lit("gclid")).isNotNull()
+    return (
+        F.when(tagged, "campaign")
+        .when(ref_host.isNull() | (ref_host == ""), "direct")
+        .when(ref_host == page_host, "internal")
+        .when(_host_matches(ref_host, SEARCH_HOSTS), "search")
+        .when(_host_matches(ref_host, SOCIAL_HOSTS), "social")
+        .otherwise("other sites")
+    )
+
+
+def _utm(name: str) -> Column:
+    return F.coalesce(F.try_parse_url(F.col("url"), F.lit("QUERY"), F.lit(name)), F.lit(NONE_VALUE))
+
+
+def with_view_keys(events: DataFrame) -> DataFrame:
+    """One row per event and view it counts in: (``view_name``, ``dim``) is ("traffic", "")
+    for the site total, then (dimension, value) for every breakdown and (``prop:<key>``,
+    value) for every custom property. One aggregation then computes every view at once."""
+    fixed = {
+        "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
+        "referrer_source": referrer_source(F.col("url"), F.col("referrer")),
+        "utm_source": _utm("utm_source"),
+        "utm_medium": _utm("utm_medium"),
+        "utm_campaign": _utm("utm_campaign"),
+        "event_name": F.coalesce(F.col("name"), F.col("type")),
+    }
+    assert set(fixed) == set(DIMENSIONS), "every dimension of the catalogue has its expression here"
+    key = "struct<view_name:string,dim:string>"
+    keys = F.array(
+        F.struct(F.lit(TRAFFIC_VIEW).alias("view_name"), F.lit(TOTAL_DIM).alias("dim")),
+        *(F.struct(F.lit(name).alias("view_name"), expr.alias("dim")) for name, expr in fixed.items()),
+    ).cast(f"array<{key}>")
+    props = F.transform(
+        F.map_entries(F.coalesce(F.col("props"), F.create_map().cast("map<string,string>"))),
+        lambda e: F.struct(F.concat(F.lit(PROPERTY_VIEW_PREFIX), e["key"]).alias("view_name"),
+                           F.coalesce(e["value"], F.lit(NONE_VALUE)).alias("dim")),
+    ).cast(f"array<{key}>")
+    return events.withColumn("_vk", F.explode(F.concat(keys, props))).withColumn(
+        "view_name", F.col("_vk.view_name")).withColumn("dim", F.col("_vk.dim")).drop("_vk")
+
+
+def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdowns: bool = True) -> DataFrame:
+    """Every view of the catalogue for one granularity: the site total and, if
+    ``breakdowns``, every dimension and property.
+
+    Output: site, view_name, dim, bucket, pageviews, events, visitors, visitors_sketch.
+    """
+    keyed = with_view_keys(events) if breakdowns else events.withColumn(
+        "view_name", F.lit(TRAFFIC_VIEW)).withColumn("dim", F.lit(TOTAL_DIM))
+    return traffic(keyed, granularity, exact_visitors=exact_visitors, keys=("view_name", "dim"))
+
+
+def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: tuple[str, ...] = ()) -> DataFrame:
     """Pageviews and unique visitors per site and bucket, with the visitors' HLL sketch.
 
-    Output: site, bucket (timestamp, bucket start), pageviews, visitors, visitors_sketch.
-    Hours and days need the site's ``timezone`` column (see ``bucket_column``).
+    Output: site, *keys, bucket (timestamp, bucket start), pageviews, events, visitors,
+    visitors_sketch. Hours and days need the site's ``timezone`` column (see ``bucket_column``).
     """
     aggregates = [
         F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"),
+        F.count(F.lit(1)).alias("events"),
         F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"),
     ]
     if exact_visitors:
         aggregates.append(F.count_distinct(F.col("visitor_id")).alias("visitors"))
     if granularity == "minute":
         # Grouping by the window itself lets a streaming aggregation evict old state.
-        grouped = events.groupBy(F.col("site"), F.window(F.col("event_time"), "1 minute").alias("w")).agg(*aggregates)
+        grouped = events.groupBy(F.col("site"), *keys, F.window(F.col("event_time"), "1 minute").alias("w")).agg(*aggregates)
         grouped = grouped.withColumn("bucket", F.col("w.start"))
     else:
-        grouped = events.groupBy(F.col("site"), bucket_column(granularity).alias("bucket")).agg(*aggregates)
+        grouped = events.groupBy(F.col("site"), *keys, bucket_column(granularity).alias("bucket")).agg(*aggregates)
     visitors = F.col("visitors") if exact_visitors else F.hll_sketch_estimate(F.col("visitors_sketch"))
     return grouped.select(
         "site",
+        *keys,
         "bucket",
         F.col("pageviews").cast("long").alias("pageviews"),
+        F.col("events").cast("long").alias("events"),
         visitors.cast("long").alias("visitors"),
         "visitors_sketch",
     )
