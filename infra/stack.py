@@ -57,7 +57,9 @@ def apply_schema(settings: Settings) -> None:
                 session.execute(statement, timeout=60)
             except InvalidRequest as exc:
                 # A migration's column that exists already: the schema is as wanted.
-                if not (statement.upper().startswith("ALTER TABLE") and "conflicts with an existing column" in str(exc)):
+                message = str(exc)
+                exists = "already exists" in message or "conflicts with an existing column" in message
+                if not (statement.upper().startswith("ALTER TABLE") and exists):
                     raise
         log.info("Cassandra keyspace %s and tables are in place", settings.keyspace)
     finally:

@@ -17,22 +17,66 @@ DAY = date(2026, 10, 25)  # Europe/Paris falls back: a 25-hour day
 ZONES = {"paris": "Europe/Paris", "kolkata": "Asia/Kolkata", "newyork": "America/New_York"}
 
 
+PATHS = ["/", "/pricing", "/blog/a", "/blog/b"]
+REFERRERS = [None, "https://www.google.com/", "https://x.test/", "https://news.ycombinator.com/", "https://elsewhere.org/"]
+
+
 def make_events(rng: random.Random, site: str) -> list[dict]:
     """Events from the day before to the day after, so the zone decides what is in the day."""
     start = datetime(2026, 10, 24, 0, tzinfo=UTC)
     events = []
     for _ in range(400):
         ts = start + timedelta(seconds=rng.randrange(3 * 86400))
-        events.append({"event_id": str(uuid.uuid4()), "site": site, "type": rng.choice(["pageview"] * 3 + ["click"]),
-                       "ts": int(ts.timestamp() * 1000), "url": "https://x.test/", "path": "/",
-                       "visitor_id": f"v{rng.randrange(60)}", "received_at": 0, "schema_version": 1})
+        path = rng.choice(PATHS)
+        query = rng.choice(["", "", "?utm_source=newsletter&utm_campaign=fall"])
+        kind = rng.choice(["pageview"] * 3 + ["click", "custom"])
+        events.append({"event_id": str(uuid.uuid4()), "site": site, "type": kind,
+                       "ts": int(ts.timestamp() * 1000), "url": f"https://x.test{path}{query}", "path": path,
+                       "referrer": rng.choice(REFERRERS), "visitor_id": f"v{rng.randrange(60)}", "received_at": 0,
+                       "schema_version": 2, "name": "signup" if kind == "custom" else None,
+                       "props": {"plan": rng.choice(["free", "pro"])} if kind == "custom" else None})
     events += [dict(e) for e in rng.sample(events, 25)]  # retried deliveries
     return events
 
 
-def reference(events: list[dict], tz: str, granularity: str) -> dict[datetime, tuple[int, int]]:
-    """pandas: dedupe, keep the zone's day, bucket on the local clock, count."""
+def source(e: dict) -> str:
+    """The referrer classification, written again independently of the Spark expression."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if "utm_source" in parse_qs(urlsplit(e["url"]).query):
+        return "campaign"
+    host = urlsplit(e["referrer"]).hostname if e["referrer"] else None
+    if not host:
+        return "direct"
+    if host == urlsplit(e["url"]).hostname:
+        return "internal"
+    if host.endswith("google.com"):
+        return "search"
+    if host == "news.ycombinator.com":
+        return "social"
+    return "other sites"
+
+
+def dimension_value(e: dict, view: str) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    if view == "page":
+        return e["path"]
+    if view == "referrer_source":
+        return source(e)
+    if view == "utm_campaign":
+        return parse_qs(urlsplit(e["url"]).query).get("utm_campaign", ["(none)"])[0]
+    if view == "event_name":
+        return e["name"] or e["type"]
+    return (e["props"] or {}).get("plan")  # prop:plan
+
+
+def reference(events: list[dict], tz: str, granularity: str, view: str = "traffic") -> dict:
+    """pandas: dedupe, keep the zone's day, bucket on the local clock, count. Keys are
+    buckets for the site total, (bucket, value) for a breakdown."""
     df = pd.DataFrame(events).drop_duplicates("event_id")
+    if view != "traffic":
+        df = df.assign(dim=[dimension_value(e, view) for e in df.to_dict("records")]).dropna(subset=["dim"])
     utc = pd.to_datetime(df["ts"], unit="ms", utc=True)
     local = utc.dt.tz_convert(tz)
     df = df[local.dt.date == DAY]
@@ -45,24 +89,29 @@ def reference(events: list[dict], tz: str, granularity: str) -> dict[datetime, t
     else:
         bucket = local.dt.normalize().apply(lambda t: t.tz_convert("UTC"))
     df = df.assign(bucket=bucket.values)
-    out = df.groupby("bucket").agg(pageviews=("type", lambda s: int((s == "pageview").sum())),
-                                   visitors=("visitor_id", "nunique"))
+    keys = ["bucket"] if view == "traffic" else ["bucket", "dim"]
+    out = df.groupby(keys).agg(pageviews=("type", lambda s: int((s == "pageview").sum())),
+                               events=("event_id", "count"), visitors=("visitor_id", "nunique"))
     def utc_key(b) -> datetime:
         ts = pd.Timestamp(b)
         return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
-    return {utc_key(b): (int(r.pageviews), int(r.visitors)) for b, r in out.iterrows()}
+    if view == "traffic":
+        return {utc_key(b): (int(r.pageviews), int(r.events), int(r.visitors)) for b, r in out.iterrows()}
+    return {(utc_key(b), d): (int(r.pageviews), int(r.events), int(r.visitors)) for (b, d), r in out.iterrows()}
 
 
-def stored(cassandra, keyspace: str, site: str, granularity: str) -> dict[datetime, tuple[int, int]]:
+def stored(cassandra, keyspace: str, site: str, granularity: str, view: str = "traffic") -> dict:
     from views.catalogue import periods_between
 
     out = {}
     for period in periods_between(granularity, datetime(2026, 10, 24, tzinfo=UTC), datetime(2026, 10, 27, tzinfo=UTC)):
         rows = cassandra.execute(
-            f"SELECT bucket, pageviews, visitors FROM {keyspace}.batch_views WHERE site=%s AND view_name='traffic' "
-            "AND granularity=%s AND period=%s", (site, granularity, period))
-        out.update({r.bucket.replace(tzinfo=UTC): (r.pageviews, r.visitors) for r in rows})
+            f"SELECT bucket, dim, pageviews, events, visitors FROM {keyspace}.batch_views WHERE site=%s "
+            "AND view_name=%s AND granularity=%s AND period=%s", (site, view, granularity, period))
+        for r in rows:
+            key = r.bucket.replace(tzinfo=UTC) if view == "traffic" else (r.bucket.replace(tzinfo=UTC), r.dim)
+            out[key] = (r.pageviews, r.events, r.visitors)
     return out
 
 
@@ -88,6 +137,11 @@ def test_batch_views_equal_an_independent_count(spark, cassandra, stack, tmp_pat
         for granularity in ("minute", "hour", "day"):
             expected = reference(events[site], tz, granularity)
             assert stored(cassandra, stack.keyspace, site, granularity) == expected, (site, granularity)
+        for view in ("page", "referrer_source", "utm_campaign", "event_name", "prop:plan"):
+            for granularity in ("hour", "day"):
+                expected = reference(events[site], tz, granularity, view)
+                assert len({d for _, d in expected}) > 1, view  # a real breakdown, not one value
+                assert stored(cassandra, stack.keyspace, site, granularity, view) == expected, (site, view, granularity)
         in_day = [e for e in events[site] if datetime.fromtimestamp(e["ts"] / 1000, UTC).astimezone(ZoneInfo(tz)).date() == DAY]
         assert counted[site] == len(in_day)  # duplicates included: the archive keeps them
     paris = next(s for s in sites if "paris" in s)

@@ -144,6 +144,26 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
                                        "granularity": "day"})
     assert day["buckets"] == [{"start": yesterday.isoformat(), "final": True, "pageviews": 4, "visitors": 3}]
 
+    # Breakdown by page over both days: yesterday's batch rows merged with today's speed rows.
+    unique = {e["event_id"]: e for e in sent}.values()
+    per_page: dict[str, list[dict]] = defaultdict(list)
+    for e in unique:
+        per_page[e["url"].removeprefix("https://example.test")].append(e)
+    ranked = sorted(per_page.items(), key=lambda kv: (-sum(x["type"] == "pageview" for x in kv[1]), kv[0]))
+    r = requests.get(f"{serving_url}/api/v1/sites/{site}/breakdown", timeout=30, params={
+        "dimension": "page", "metrics": "pageviews,events,visitors", "limit": 2,
+        "from": yesterday.date().isoformat(), "to": today.date().isoformat()})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["final"] is False  # today is not final yet
+    assert got["rows"] == [{"value": page, "pageviews": sum(x["type"] == "pageview" for x in evs), "events": len(evs),
+                            "visitors": len({x.get("visitor_id") or cookieless for x in evs})}
+                           for page, evs in ranked[:2]]
+    rest = [x for _, evs in ranked[2:] for x in evs]
+    assert got["other"] == {"value": "(other)", "values": len(ranked) - 2,
+                            "pageviews": sum(x["type"] == "pageview" for x in rest), "events": len(rest),
+                            "visitors": len({x.get("visitor_id") or cookieless for x in rest})}
+
     # The invalid event was kept, with its reason, in `events.invalid`.
     (kept,) = invalid_records(stack, site)
     assert kept["event"] == invalid and kept["reason"] == "schema_violation"

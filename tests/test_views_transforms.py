@@ -132,3 +132,48 @@ def test_hours_and_days_follow_the_site_zone(spark):
         ("paris", datetime(2026, 10, 23, 22, 0), 1),
         ("paris", datetime(2026, 10, 24, 22, 0), 3),
     ]
+
+
+KEYED_SCHEMA = T.StructType([
+    T.StructField("event_id", T.StringType()),
+    T.StructField("site", T.StringType()),
+    T.StructField("type", T.StringType()),
+    T.StructField("ts", T.LongType()),
+    T.StructField("visitor_id", T.StringType()),
+    T.StructField("url", T.StringType()),
+    T.StructField("path", T.StringType()),
+    T.StructField("referrer", T.StringType()),
+    T.StructField("name", T.StringType()),
+    T.StructField("props", T.MapType(T.StringType(), T.StringType())),
+])
+
+
+def test_every_event_counts_once_in_every_view(spark):
+    from views.transforms import views
+
+    t = ms("2026-11-21T10:00:00")
+    rows = [
+        ("a", "s", "pageview", t, "v1", "https://shop.test/p?utm_source=news&utm_medium=email&utm_campaign=bf",
+         "/p", "https://mail.test/", None, None),
+        ("b", "s", "pageview", t, "v2", "https://shop.test/", "/", "https://www.google.fr/search?q=x", None, None),
+        ("c", "s", "pageview", t, "v3", "https://shop.test/", "/", "https://t.co/abc", None, None),
+        ("d", "s", "pageview", t, "v3", "https://shop.test/p", "/p", "https://shop.test/", None, None),
+        ("e", "s", "custom", t, "v1", "https://shop.test/p", "/p", None, "signup", {"plan": "pro", "trial": "true"}),
+        ("f", "s", "click", t, "v2", "not a url at all %%", None, "::::", None, {"plan": "free"}),
+        ("g", "s", "pageview", t, "v4", "https://shop.test/x", "/x", "https://blog.example.org/post", None, None),
+    ]
+    events = with_event_time(spark.createDataFrame(rows, KEYED_SCHEMA)).withColumn("timezone", F.lit("UTC"))
+    out = views(events, "day", exact_visitors=True)
+    got = {(r["view_name"], r["dim"]): (r["pageviews"], r["events"], r["visitors"]) for r in out.collect()}
+    assert got == {
+        ("traffic", ""): (5, 7, 4),
+        ("page", "/p"): (2, 3, 2), ("page", "/"): (2, 2, 2), ("page", "/x"): (1, 1, 1), ("page", "(none)"): (0, 1, 1),
+        ("referrer_source", "campaign"): (1, 1, 1), ("referrer_source", "search"): (1, 1, 1),
+        ("referrer_source", "social"): (1, 1, 1), ("referrer_source", "internal"): (1, 1, 1),
+        ("referrer_source", "direct"): (0, 2, 2), ("referrer_source", "other sites"): (1, 1, 1),
+        ("utm_source", "news"): (1, 1, 1), ("utm_source", "(none)"): (4, 6, 4),
+        ("utm_medium", "email"): (1, 1, 1), ("utm_medium", "(none)"): (4, 6, 4),
+        ("utm_campaign", "bf"): (1, 1, 1), ("utm_campaign", "(none)"): (4, 6, 4),
+        ("event_name", "pageview"): (5, 5, 4), ("event_name", "signup"): (0, 1, 1), ("event_name", "click"): (0, 1, 1),
+        ("prop:plan", "pro"): (0, 1, 1), ("prop:plan", "free"): (0, 1, 1), ("prop:trial", "true"): (0, 1, 1),
+    }
