@@ -30,14 +30,19 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         # The Spark master the batch job is submitted to: local on one machine.
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": master}),
         # Spark's spark-submit lives beside this Python; the hook finds it on PATH.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PATH": _path_with(Path(sys.executable).parent),
     }
+
+
+def _path_with(folder: Path) -> str:
+    path = os.environ.get("PATH", "")
+    return path if path.split(os.pathsep)[0] == str(folder) else f"{folder}{os.pathsep}{path}"
 
 
 def apply(settings: Settings) -> None:
     """Put Airflow's variables into this process's environment (before importing airflow)."""
     for key, value in airflow_env(settings).items():
-        os.environ.setdefault(key, value) if key != "PATH" else os.environ.__setitem__(key, value)
+        os.environ[key] = value
     settings.airflow_home.mkdir(parents=True, exist_ok=True)
 
 

@@ -153,12 +153,14 @@ def serve(settings, port: int | None) -> None:
 
 
 @main.command()
+@click.option("--rebuild", is_flag=True,
+              help="move the views query's checkpoint aside and rebuild the speed views from Kafka")
 @click.pass_obj
-def speed(settings) -> None:
+def speed(settings, rebuild: bool) -> None:
     """Run the speed layer's streaming queries until interrupted."""
     from speed_layer.job import run
 
-    sys.exit(run(settings))
+    sys.exit(run(settings, rebuild=rebuild))
 
 
 @main.command()

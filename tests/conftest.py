@@ -32,11 +32,14 @@ def spark():
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory):
     """Settings for this test session: the shared local Kafka and Cassandra, but a master
-    dataset and checkpoints of its own, and short triggers so tests wait less."""
+    dataset, checkpoints and an Airflow database of its own (a running Airflow's scheduler
+    must not pick up the runs `dag.test()` makes), and short triggers so tests wait less."""
     run = tmp_path_factory.mktemp("parallax")
+    os.environ.pop("AIRFLOW_HOME", None)
     os.environ.update({
         "PARALLAX_MASTER_DIR": str(run / "master"),
         "PARALLAX_CHECKPOINT_DIR": str(run / "checkpoints"),
+        "PARALLAX_AIRFLOW_HOME": str(run / "airflow"),
         "PARALLAX_SPEED_TRIGGER": "2 seconds",
         "PARALLAX_ARCHIVE_TRIGGER": "3 seconds",
         "PARALLAX_SPARK_DRIVER_MEMORY": "1g",

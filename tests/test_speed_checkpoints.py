@@ -1,0 +1,46 @@
+"""How the speed layer starts its views query: resume, or rebuild after a change of shape."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from speed_layer.job import VIEWS_QUERY_VERSION, explain_failure, older_views_checkpoints, views_checkpoint, views_start
+
+UTC = timezone.utc
+# What Spark 4.2 answered when the views query gained grouping keys over an old checkpoint.
+SPARK_ERROR = ("[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does not match existing state key "
+               "schema. Existing key_schema=StructType(StructField(site,StringType,true),...) SQLSTATE: XXKST")
+
+
+def test_a_new_install_starts_from_the_configured_offsets(tmp_path: Path):
+    assert views_start(tmp_path, [], "earliest") == ({"startingOffsets": "earliest"}, None)
+
+
+def test_an_existing_checkpoint_resumes(tmp_path: Path):
+    views_checkpoint(tmp_path).mkdir()
+    (tmp_path / "speed_views").mkdir()  # an old one beside it changes nothing
+    assert views_start(tmp_path, [datetime(2026, 11, 21, tzinfo=UTC)], "latest") == ({"startingOffsets": "latest"}, None)
+
+
+def test_a_new_query_version_rebuilds_from_the_earliest_boundary(tmp_path: Path):
+    (tmp_path / "speed_views").mkdir()  # version 1 had no suffix
+    (tmp_path / "speed_views.replaced-20260101T000000").mkdir()  # moved aside: not a version
+    assert older_views_checkpoints(tmp_path) == [tmp_path / "speed_views"]
+    boundaries = [datetime(2026, 11, 21, 23, tzinfo=UTC), datetime(2026, 11, 22, 5, tzinfo=UTC)]
+    options, note = views_start(tmp_path, boundaries, "earliest")
+    assert options == {"startingTimestamp": str(int(datetime(2026, 11, 21, 22, tzinfo=UTC).timestamp() * 1000))}
+    assert "cannot be restored" in note and str(tmp_path / "speed_views") in note
+    assert str(views_checkpoint(tmp_path)) in note and f"_v{VIEWS_QUERY_VERSION}" in note
+
+
+def test_without_a_boundary_the_rebuild_reads_all_kafka_keeps(tmp_path: Path):
+    options, note = views_start(tmp_path, [], "latest", rebuild=True)
+    assert options == {"startingOffsets": "earliest"} and "rebuild asked for" in note
+
+
+def test_a_checkpoint_that_cannot_be_restored_is_explained(tmp_path: Path):
+    message = explain_failure(SPARK_ERROR, tmp_path / "speed_views_v2")
+    assert message is not None
+    assert "VIEWS_QUERY_VERSION" in message and "parallax speed --rebuild" in message
+    assert "StructType" not in message  # a way forward, not Spark's internals
+    assert explain_failure("Connection refused", tmp_path) is None
