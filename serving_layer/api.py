@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
@@ -25,21 +26,36 @@ def parse_instant(value: str, name: str, *, end_of_day: bool, tz: str) -> dateti
     return (parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed).astimezone(timezone.utc)
 
 
+class UnknownSite(LookupError):
+    pass
+
+
 @bp.errorhandler(ReportError)
 def _bad_request(exc: ReportError):
     return jsonify(error=str(exc)), 400
 
 
-@bp.get("/sites/<site>/report")
-def report(site: str):
+@bp.errorhandler(UnknownSite)
+def _not_found(exc: UnknownSite):
+    return jsonify(error=f"unknown site {exc.args[0]!r}"), 404
+
+
+def _site_request(site: str, default_metrics: str) -> tuple[Any, str, datetime, datetime, list[str]]:
+    """The store, the site's zone, the [from, to) range and the metrics a request asks for."""
     store = current_app.extensions["parallax.viewstore"]()
     tz = store.site_zone(site)
     if tz is None:
-        return jsonify(error=f"unknown site {site!r}"), 404
+        raise UnknownSite(site)
     today = datetime.now(ZoneInfo(tz)).date().isoformat()
     start = parse_instant(request.args.get("from", today), "from", end_of_day=False, tz=tz)
     end = parse_instant(request.args.get("to", today), "to", end_of_day=True, tz=tz)
-    metrics = [m.strip() for m in request.args.get("metrics", "pageviews,visitors").split(",") if m.strip()]
+    metrics = [m.strip() for m in request.args.get("metrics", default_metrics).split(",") if m.strip()]
+    return store, tz, start, end, metrics
+
+
+@bp.get("/sites/<site>/report")
+def report(site: str):
+    store, tz, start, end, metrics = _site_request(site, "pageviews,visitors")
     granularity = request.args.get("granularity", "hour")
     return jsonify(traffic_report(store, site, metrics, start, end, granularity, tz))
 
@@ -47,14 +63,7 @@ def report(site: str):
 @bp.get("/sites/<site>/breakdown")
 def breakdown(site: str):
     """Top values of a dimension: ?dimension=page&metrics=visitors,pageviews&limit=10&from=&to="""
-    store = current_app.extensions["parallax.viewstore"]()
-    tz = store.site_zone(site)
-    if tz is None:
-        return jsonify(error=f"unknown site {site!r}"), 404
-    today = datetime.now(ZoneInfo(tz)).date().isoformat()
-    start = parse_instant(request.args.get("from", today), "from", end_of_day=False, tz=tz)
-    end = parse_instant(request.args.get("to", today), "to", end_of_day=True, tz=tz)
-    metrics = [m.strip() for m in request.args.get("metrics", "visitors,pageviews").split(",") if m.strip()]
+    store, tz, start, end, metrics = _site_request(site, "visitors,pageviews")
     try:
         limit = int(request.args.get("limit", "10"))
     except ValueError:
