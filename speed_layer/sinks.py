@@ -51,7 +51,9 @@ class SpeedViewSink:
         if not rows:
             return
         now = datetime.now(timezone.utc)
-        written = upsert(self.session, self.statement, (view_params(r, SPEED_GRANULARITY, now) for r in rows))
+        # A stream has nothing better to do than wait for Cassandra: retry for as long as it takes.
+        written = upsert(self.session, self.statement, (view_params(r, SPEED_GRANULARITY, now) for r in rows),
+                         attempts=None)
         for site, message in live_updates(rows, batch_id).items():
             self.producer.send(self.live_topic, key=site.encode(), value=message)
         self.producer.flush(timeout=30)

@@ -63,8 +63,10 @@ def view_params(row: Mapping[str, Any], granularity: str, now: datetime) -> tupl
     )
 
 
-def upsert(session: Any, statement: Any, params: Iterable[tuple], *, attempts: int = 30, concurrency: int = 32) -> int:
-    """Write all ``params`` with ``statement``; retry the whole set while Cassandra is away.
+def upsert(session: Any, statement: Any, params: Iterable[tuple], *, attempts: int | None = 30,
+           concurrency: int = 32) -> int:
+    """Write all ``params`` with ``statement``; retry the whole set while Cassandra is away,
+    ``attempts`` times or, with None, for as long as it takes.
 
     Retrying everything is safe because every write is an idempotent upsert.
     """
@@ -72,14 +74,16 @@ def upsert(session: Any, statement: Any, params: Iterable[tuple], *, attempts: i
 
     rows = list(params)
     delay = 1.0
-    for attempt in range(1, attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             results = execute_concurrent_with_args(session, statement, rows, concurrency=concurrency, raise_on_first_error=True)
             return len(results)
         except Exception as exc:  # NoHostAvailable, timeouts: Cassandra restarting or overloaded
-            if attempt == attempts:
+            if attempts is not None and attempt >= attempts:
                 raise
-            log.warning("Cassandra write failed (%s); retrying %d rows in %.0fs (attempt %d/%d)", exc, len(rows), delay, attempt, attempts)
+            log.warning("Cassandra write failed (%s); retrying %d rows in %.0fs (attempt %d%s)", exc, len(rows), delay,
+                        attempt, f"/{attempts}" if attempts else "")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-    return 0
