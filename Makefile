@@ -9,7 +9,7 @@ export UV_CACHE_DIR := $(CACHE)/uv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test stack-up stack-down clean-state
+.PHONY: setup demo test bench stack-up stack-down clean-state
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: setup
 # pytest exits 5 when it collected no test: that is not a failure of the suite.
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+# Benchmarks need the stack (`make stack-up`); figures go to BENCHMARKS.md by hand.
+bench: setup
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
+	$(BIN)/python -m bench.batch_bench
 
 stack-up: setup
 	$(BIN)/parallax stack up --airflow
