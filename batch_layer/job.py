@@ -12,6 +12,7 @@ Submitted by Airflow (``dags/parallax_nightly.py``) or run by hand:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from pyspark.sql import functions as F
 
 from views.catalogue import BREAKDOWN_GRANULARITIES, GRANULARITIES, local_day_bounds
 from views.store import BATCH_TABLE, upsert, upsert_cql, view_params
-from views.transforms import dedupe_events, local_date, views
+from views.transforms import dedupe_events, local_date, views, with_dimensions
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,9 @@ def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, s
     return events.where((local_date(events) == F.lit(day)) & F.col("site").isin(list(sites)))
 
 
-def day_views(events: DataFrame) -> dict[str, DataFrame]:
-    """Every granularity's exact views of one day's deduplicated events: the site total at
-    every granularity, breakdowns at hours and days."""
-    deduped = dedupe_events(events, within_watermark=False)
+def day_views(deduped: DataFrame) -> dict[str, DataFrame]:
+    """Every granularity's exact views of one day's deduplicated events (with their
+    dimensions): the site total at every granularity, breakdowns at hours and days."""
     return {g: views(deduped, g, exact_visitors=True, breakdowns=g in BREAKDOWN_GRANULARITIES) for g in GRANULARITIES}
 
 
@@ -69,17 +69,23 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
     if events is None:
         log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
     else:
-        events = events.cache()
-        stats = events.groupBy("site").agg(F.count("*").alias("n"), F.count_distinct("event_id").alias("u")).collect()
-        per_site = {r["site"]: (int(r["n"]), int(r["n"]) - int(r["u"])) for r in stats}
-        log.info("%s: %d events (%d duplicates) for %d sites", day, sum(n for n, _ in per_site.values()),
-                 sum(d for _, d in per_site.values()), len(per_site))
+        t0 = time.perf_counter()
+        # Dimensions are derived once and kept: every granularity aggregates the same frame.
+        deduped = with_dimensions(dedupe_events(events, within_watermark=False)).cache()
+        raw = {r["site"]: int(r["count"]) for r in events.groupBy("site").count().collect()}
+        unique = {r["site"]: int(r["count"]) for r in deduped.groupBy("site").count().collect()}
+        per_site = {site: (n, n - unique.get(site, 0)) for site, n in raw.items()}
+        log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(raw.values()),
+                 sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
         statement = session.prepare(upsert_cql(keyspace, BATCH_TABLE))
-        for granularity, view in day_views(events).items():
+        for granularity, view in day_views(deduped).items():
+            t0 = time.perf_counter()
             rows = [r.asDict() for r in view.collect()]
+            t1 = time.perf_counter()
             written = upsert(session, statement, (view_params(r, granularity, now) for r in rows))
-            log.info("%s: wrote %d %s rows (all views)", day, written, granularity)
-        events.unpersist()
+            log.info("%s: %s views: %d rows computed in %.1fs, written in %.1fs", day, granularity, written,
+                     t1 - t0, time.perf_counter() - t1)
+        deduped.unpersist()
 
     run_stmt = session.prepare(
         f"INSERT INTO {keyspace}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"

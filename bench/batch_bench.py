@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 2_500_000, 5_000_000])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("batch_layer").setLevel(logging.INFO)
 
     from batch_layer.job import run_day
     from infra.clients import cassandra_session

@@ -110,10 +110,16 @@ def _utm(name: str) -> Column:
     return F.coalesce(F.try_parse_url(F.col("url"), F.lit("QUERY"), F.lit(name)), F.lit(NONE_VALUE))
 
 
-def with_view_keys(events: DataFrame) -> DataFrame:
-    """One row per event and view it counts in: (``view_name``, ``dim``) is ("traffic", "")
-    for the site total, then (dimension, value) for every breakdown and (``prop:<key>``,
-    value) for every custom property. One aggregation then computes every view at once."""
+def _dim_col(name: str) -> str:
+    return f"dim_{name}"
+
+
+def with_dimensions(events: DataFrame) -> DataFrame:
+    """The value of every catalogue dimension, as one column each (``dim_<name>``).
+
+    Derived once per event (URL parsing is the costly part); the batch layer caches the
+    result and aggregates every granularity from it.
+    """
     fixed = {
         "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
         "referrer_source": referrer_source(F.col("url"), F.col("referrer")),
@@ -123,18 +129,29 @@ def with_view_keys(events: DataFrame) -> DataFrame:
         "event_name": F.coalesce(F.col("name"), F.col("type")),
     }
     assert set(fixed) == set(DIMENSIONS), "every dimension of the catalogue has its expression here"
+    return events.select("*", *(expr.alias(_dim_col(name)) for name, expr in fixed.items()))
+
+
+def with_view_keys(events: DataFrame) -> DataFrame:
+    """One row per event and view it counts in: (``view_name``, ``dim``) is ("traffic", "")
+    for the site total, then (dimension, value) for every breakdown and (``prop:<key>``,
+    value) for every custom property. One aggregation then computes every view at once.
+    Takes the output of ``with_dimensions`` (or adds it)."""
+    if _dim_col("page") not in events.columns:
+        events = with_dimensions(events)
     key = "struct<view_name:string,dim:string>"
     keys = F.array(
         F.struct(F.lit(TRAFFIC_VIEW).alias("view_name"), F.lit(TOTAL_DIM).alias("dim")),
-        *(F.struct(F.lit(name).alias("view_name"), expr.alias("dim")) for name, expr in fixed.items()),
+        *(F.struct(F.lit(name).alias("view_name"), F.col(_dim_col(name)).alias("dim")) for name in DIMENSIONS),
     ).cast(f"array<{key}>")
     props = F.transform(
         F.map_entries(F.coalesce(F.col("props"), F.create_map().cast("map<string,string>"))),
         lambda e: F.struct(F.concat(F.lit(PROPERTY_VIEW_PREFIX), e["key"]).alias("view_name"),
                            F.coalesce(e["value"], F.lit(NONE_VALUE)).alias("dim")),
     ).cast(f"array<{key}>")
-    return events.withColumn("_vk", F.explode(F.concat(keys, props))).withColumn(
-        "view_name", F.col("_vk.view_name")).withColumn("dim", F.col("_vk.dim")).drop("_vk")
+    needed = ["site", "type", "visitor_id", "event_time"] + (["timezone"] if "timezone" in events.columns else [])
+    return events.select(*needed, F.explode(F.concat(keys, props)).alias("_vk")).select(
+        *needed, F.col("_vk.view_name").alias("view_name"), F.col("_vk.dim").alias("dim"))
 
 
 def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdowns: bool = True) -> DataFrame:
@@ -154,19 +171,27 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: 
     Output: site, *keys, bucket (timestamp, bucket start), pageviews, events, visitors,
     visitors_sketch. Hours and days need the site's ``timezone`` column (see ``bucket_column``).
     """
-    aggregates = [
-        F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"),
-        F.count(F.lit(1)).alias("events"),
-        F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"),
-    ]
-    if exact_visitors:
-        aggregates.append(F.count_distinct(F.col("visitor_id")).alias("visitors"))
     if granularity == "minute":
         # Grouping by the window itself lets a streaming aggregation evict old state.
-        grouped = events.groupBy(F.col("site"), *keys, F.window(F.col("event_time"), "1 minute").alias("w")).agg(*aggregates)
-        grouped = grouped.withColumn("bucket", F.col("w.start"))
+        bucket = F.window(F.col("event_time"), "1 minute").alias("w")
     else:
-        grouped = events.groupBy(F.col("site"), *keys, bucket_column(granularity).alias("bucket")).agg(*aggregates)
+        bucket = bucket_column(granularity).alias("bucket")
+    if exact_visitors:
+        # Batch: count distinct visitors in two steps (per visitor, then per bucket) rather
+        # than count_distinct beside other aggregates, which makes Spark expand every row.
+        per_visitor = events.groupBy(F.col("site"), *keys, bucket, F.col("visitor_id")).agg(
+            F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"))
+        grouped = per_visitor.groupBy("site", *keys, "w" if granularity == "minute" else "bucket").agg(
+            F.sum("pageviews").alias("pageviews"), F.sum("events").alias("events"),
+            F.count(F.col("visitor_id")).alias("visitors"),
+            F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
+    else:
+        # Streaming: one aggregation (update mode cannot chain two); visitors from the sketch.
+        grouped = events.groupBy(F.col("site"), *keys, bucket).agg(
+            F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
+            F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
+    if granularity == "minute":
+        grouped = grouped.withColumn("bucket", F.col("w.start"))
     visitors = F.col("visitors") if exact_visitors else F.hll_sketch_estimate(F.col("visitors_sketch"))
     return grouped.select(
         "site",
