@@ -33,6 +33,7 @@ test: setup
 bench: setup
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench.batch_bench
+	$(BIN)/python -m bench.speed_bench --events 1000000 --batch 200000
 
 stack-up: setup
 	$(BIN)/parallax stack up --airflow
