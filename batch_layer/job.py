@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from views.catalogue import BREAKDOWN_GRANULARITIES, GRANULARITIES, local_day_bounds
-from views.store import BATCH_TABLE, upsert, upsert_cql, view_params
+from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params
 from views.transforms import dedupe_events, local_date, views, with_dimensions
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,15 @@ def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, s
         return None
     # Zones are within ±14 h of UTC: a local day lies within these three UTC dates.
     dates = [day - timedelta(days=1), day, day + timedelta(days=1)]
-    zones = spark.createDataFrame(list(sites.items()) or [("", "UTC")], "site STRING, timezone STRING")
+    # The join keeps only ``sites``' events and gives each its site's zone.
+    zones = spark.createDataFrame(list(sites.items()), "site STRING, timezone STRING")
     # Reading the root lets Spark use the streaming sink's commit log (only committed files).
     events = (
         # mergeSchema: files archived before a schema change lack its new columns (null there).
         spark.read.option("mergeSchema", "true").parquet(master_dir).where(F.col("date").isin(dates))
-        .join(F.broadcast(zones), "site", "left")
-        .withColumn("timezone", F.coalesce(F.col("timezone"), F.lit("UTC")))
+        .join(F.broadcast(zones), "site")
     )
-    return events.where((local_date(events) == F.lit(day)) & F.col("site").isin(list(sites)))
+    return events.where(local_date(events) == F.lit(day))
 
 
 def day_views(deduped: DataFrame) -> dict[str, DataFrame]:
@@ -100,13 +100,13 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
 def move_boundary(session: Any, keyspace: str, ends: dict[str, datetime]) -> None:
     """Move each site's boundary forward to the end of the day just computed (its local
     midnight), never back: re-running an old day must not hide newer batch views."""
-    current = {r.site: r.boundary for r in session.execute(f"SELECT site, boundary FROM {keyspace}.batch_boundary")}
+    current = read_boundaries(session, keyspace)
     stmt = session.prepare(f"INSERT INTO {keyspace}.batch_boundary (site, boundary, updated_at) VALUES (?, ?, ?)")
     now = datetime.now(timezone.utc)
     params = []
     for site, end in ends.items():
         old = current.get(site)
-        if old is not None and old.replace(tzinfo=timezone.utc) >= end:
+        if old is not None and old >= end:
             continue
         params.append((site, end, now))
     upsert(session, stmt, params)

@@ -53,8 +53,7 @@ _validators = {v: Draft202012Validator(event_schema(v), format_checker=Draft2020
 def _validator_for(event: Any) -> Draft202012Validator:
     """The schema the event names (an older tracker's), else the latest."""
     version = event.get("schema_version") if isinstance(event, dict) else None
-    return _validators.get(version, _validators[EVENT_SCHEMA_VERSION]) if isinstance(version, int) else \
-        _validators[EVENT_SCHEMA_VERSION]
+    return _validators[version if version in EVENT_SCHEMA_VERSIONS else EVENT_SCHEMA_VERSION]
 
 
 def parse(body: bytes, max_events: int) -> Batch:

@@ -5,11 +5,10 @@ import json
 import logging
 import os
 import sys
-from datetime import date
 
 import click
 
-from infra.settings import REPO_ROOT, load_settings
+from infra.settings import load_settings
 
 
 def _logging(verbose: bool) -> None:

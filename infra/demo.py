@@ -28,35 +28,6 @@ DEMO_SITES = {"shop.example": "shop.example.com", "blog.example": "blog.example.
 DEMO_ZONES = {"shop.example": "Europe/Paris", "blog.example": "America/New_York", "docs.example": "UTC"}
 
 
-class Child:
-    """A Parallax process started by the demo, logging to var/logs/demo-<name>.log."""
-
-    def __init__(self, name: str, args: list[str], settings: Settings) -> None:
-        self.name = name
-        self.log_path = settings.var_dir / "logs" / f"demo-{name}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *args], stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        log.info("started %s (pid %d), log: %s", name, self.proc.pid, self.log_path)
-
-    def check(self) -> None:
-        if self.proc.poll() is not None:
-            raise proc.ServiceError(f"{self.name} exited ({self.proc.returncode}). Last lines of {self.log_path}:\n"
-                                    f"{proc.tail(self.log_path)}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            import os
-
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        log.info("stopped %s", self.name)
-
-
 def _archive_commits(checkpoint_dir: Path) -> int:
     """How many micro-batches the archive query has committed (its checkpoint's commit log)."""
     commits = checkpoint_dir / "archive" / "commits"
@@ -106,7 +77,7 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    children: list[Child] = []
+    children: list[proc.CliProcess] = []
     states = stack.status(settings)
     stack_was_up = states["kafka"] == states["cassandra"] == "ready"
     code = 0
@@ -118,8 +89,8 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         session.cluster.shutdown()
         log.info("demo sites: %s", ", ".join(f"{s} ({DEMO_ZONES[s]})" for s in DEMO_SITES))
 
-        children = [Child("collector", ["collect"], settings), Child("speed", ["speed"], settings),
-                    Child("serving", ["serve"], settings)]
+        children = [proc.CliProcess(name, [command], settings.var_dir / "logs" / f"demo-{name}.log").start()
+                    for name, command in (("collector", "collect"), ("speed", "speed"), ("serving", "serve"))]
         collector = f"http://127.0.0.1:{settings.collector_port}"
         serving = f"http://127.0.0.1:{settings.serving_port}"
         for name, url in (("collector", f"{collector}/health"), ("serving layer", f"{serving}/api/v1/health")):

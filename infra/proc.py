@@ -152,3 +152,50 @@ def ensure_port_free(name: str, host: str, port: int) -> None:
             f"port {host}:{port}, needed by {name}, is already taken by another process. "
             f"Stop that process or choose another port with the matching PARALLAX_* setting."
         )
+
+
+class CliProcess:
+    """One `parallax ...` subcommand run as a child process in a session of its own (so a
+    stop reaches its JVM too), its output appended to ``log_path``."""
+
+    def __init__(self, name: str, args: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.name, self.args, self.log_path = name, list(args), log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "CliProcess":
+        import sys
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+                                         start_new_session=True)
+        log.info("started %s (pid %d), log: %s", self.name, self.proc.pid, self.log_path)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        """Raise, with the log's tail, if the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServiceError(f"{self.name} exited ({self.proc.returncode}). Last lines of {self.log_path}:\n"
+                               f"{tail(self.log_path)}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60) -> int | None:
+        """Signal the process group; SIGKILL it if it has not ended after ``timeout``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            _signal_group(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+            log.info("stopped %s", self.name)
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 60) -> str:
+        return tail(self.log_path, n)

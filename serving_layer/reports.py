@@ -8,7 +8,7 @@ merged bucket or of the totals are the union of HLL sketches, never a sum.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -40,19 +40,31 @@ class ViewStore(Protocol):
 
 @dataclass
 class _Acc:
+    """Measures of several view rows (or accumulators) added together."""
+
     pageviews: int = 0
     events: int = 0
-    visitors: int = 0
-    sketches: list[bytes] | None = None
+    visitors: int = 0  # right for a single row; a union of sketches otherwise
+    sketches: list[bytes] = field(default_factory=list)
+
+    def merge(self, pageviews: int, events: int, visitors: int, sketches: list[bytes]) -> None:
+        self.pageviews += pageviews
+        self.events += events
+        self.visitors = visitors
+        self.sketches.extend(sketches)
 
     def add(self, row: Any) -> None:
-        self.pageviews += row.pageviews
-        self.events += row.events
-        self.visitors = row.visitors  # right for a single row; a union of sketches otherwise
-        self.sketches = (self.sketches or []) + ([row.visitors_sketch] if row.visitors_sketch else [])
+        self.merge(row.pageviews, row.events, row.visitors, [row.visitors_sketch] if row.visitors_sketch else [])
 
     def unique_visitors(self, rows: int) -> int:
         return self.visitors if rows <= 1 or not self.sketches else union_estimate(self.sketches)
+
+
+def _check_metrics(metrics: list[str], *, need_one: bool = False) -> None:
+    """Every metric known (and at least one, if ``need_one``)."""
+    unknown = [m for m in metrics if m not in MEASURES]
+    if unknown or (need_one and not metrics):
+        raise ReportError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; known: {', '.join(MEASURES)}")
 
 
 def union_estimate(sketches: list[bytes]) -> int:
@@ -67,9 +79,7 @@ def union_estimate(sketches: list[bytes]) -> int:
 
 def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datetime, end: datetime,
                    granularity: str, tz: str = "UTC") -> dict[str, Any]:
-    unknown = [m for m in metrics if m not in MEASURES]
-    if unknown:
-        raise ReportError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(MEASURES)}")
+    _check_metrics(metrics)
     if granularity not in GRANULARITIES:
         raise ReportError(f"unknown granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
     if end <= start:
@@ -98,14 +108,10 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
     for t in starts:
         acc = buckets.get(t, _Acc())
         final = boundary is not None and t < split
-        values = {"pageviews": acc.pageviews, "events": acc.events,
-                  "visitors": acc.unique_visitors(len(acc.sketches or []))}
+        values = {"pageviews": acc.pageviews, "events": acc.events, "visitors": acc.unique_visitors(len(acc.sketches))}
         if acc.events:
             nonempty += 1
-            total.pageviews += acc.pageviews
-            total.events += acc.events
-            total.visitors = values["visitors"]
-            total.sketches = (total.sketches or []) + (acc.sketches or [])
+            total.merge(acc.pageviews, acc.events, values["visitors"], acc.sketches)
         entry: dict[str, Any] = {"start": t.astimezone(zone).isoformat(), "final": final}
         entry.update({m: values[m] for m in metrics})
         out_buckets.append(entry)
@@ -129,9 +135,7 @@ def breakdown_report(store: ViewStore, site: str, dimension: str, metrics: list[
     everything else as one "(other)" row (its visitors a union of sketches, not a sum)."""
     if not is_breakdown_view(dimension):
         raise ReportError(f"unknown dimension {dimension!r}; use one of {', '.join(DIMENSIONS)} or prop:<key>")
-    unknown = [m for m in metrics if m not in MEASURES]
-    if unknown or not metrics:
-        raise ReportError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; known: {', '.join(MEASURES)}")
+    _check_metrics(metrics, need_one=True)  # the first metric ranks the values
     if end <= start:
         raise ReportError("'to' must be after 'from'")
     if not 1 <= limit <= 1000:
@@ -163,9 +167,7 @@ def breakdown_report(store: ViewStore, site: str, dimension: str, metrics: list[
     if rest:
         acc = _Acc()
         for v in rest:
-            acc.pageviews += values[v].pageviews
-            acc.events += values[v].events
-            acc.sketches = (acc.sketches or []) + (values[v].sketches or [])
+            acc.merge(values[v].pageviews, values[v].events, 0, values[v].sketches)
         other = {"value": OTHER_VALUE, "values": len(rest), **as_dict(acc, 2)}
     return {
         "site": site,

@@ -16,7 +16,7 @@ import shutil
 import signal
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from speed_layer.sinks import SpeedViewSink
 from views.catalogue import SPEED_GRANULARITY
+from views.store import read_boundaries
 from views.transforms import dedupe_events, parse_events, views
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,6 @@ log = logging.getLogger(__name__)
 VIEWS_QUERY_VERSION = 2
 RESTORE_ERRORS = ("STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE", "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
                   "STATE_SCHEMA", "StateSchemaNotCompatible", "INCOMPATIBLE_DATA_FOR_STATE")
-
-
-class CheckpointIncompatible(RuntimeError):
-    """The views query's checkpoint was written by a different shape of the query."""
 
 
 def views_checkpoint(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> Path:
@@ -174,8 +171,7 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
     checkpoint = views_checkpoint(Path(settings.checkpoint_dir))
     if rebuild and checkpoint.exists():
         log.warning("--rebuild: moved the views checkpoint aside to %s", move_aside(checkpoint))
-    boundaries = [r.boundary.replace(tzinfo=timezone.utc)
-                  for r in session.execute(f"SELECT boundary FROM {settings.keyspace}.batch_boundary") if r.boundary]
+    boundaries = list(read_boundaries(session, settings.keyspace).values())
     start_options, note = views_start(Path(settings.checkpoint_dir), boundaries, settings.starting_offsets,
                                       rebuild=rebuild)
     if note:

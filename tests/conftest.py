@@ -97,9 +97,10 @@ def _end_offsets(settings) -> str:
 
 @pytest.fixture(scope="session")
 def speed_layer(stack, log_dir):
-    from tests.procs import Service
+    from infra.proc import CliProcess
 
-    svc = Service("speed", ["speed"], log_dir, env={"PARALLAX_STARTING_OFFSETS": _end_offsets(stack)}).start()
+    svc = CliProcess("speed", ["speed"], log_dir / "speed.log",
+                     env={"PARALLAX_STARTING_OFFSETS": _end_offsets(stack)}).start()
     yield svc
     svc.stop()
 
@@ -108,10 +109,11 @@ def speed_layer(stack, log_dir):
 def collector_url(stack, log_dir):
     import requests
 
-    from tests.procs import Service, free_port, wait_for
+    from infra.proc import CliProcess
+    from tests.procs import free_port, wait_for
 
     port = free_port()
-    svc = Service("collector", ["collect", "--port", str(port), "--workers", "2"], log_dir).start()
+    svc = CliProcess("collector", ["collect", "--port", str(port), "--workers", "2"], log_dir / "collector.log").start()
     url = f"http://127.0.0.1:{port}"
     wait_for("collector health", lambda: requests.get(f"{url}/health", timeout=2).ok, timeout=60)
     yield url
@@ -122,10 +124,11 @@ def collector_url(stack, log_dir):
 def serving_url(stack, log_dir):
     import requests
 
-    from tests.procs import Service, free_port, wait_for
+    from infra.proc import CliProcess
+    from tests.procs import free_port, wait_for
 
     port = free_port()
-    svc = Service("serving", ["serve", "--port", str(port)], log_dir).start()
+    svc = CliProcess("serving", ["serve", "--port", str(port)], log_dir / "serving.log").start()
     url = f"http://127.0.0.1:{port}"
     wait_for("serving health", lambda: requests.get(f"{url}/api/v1/health", timeout=2).ok, timeout=60)
     yield url

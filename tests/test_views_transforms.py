@@ -134,12 +134,7 @@ def test_hours_and_days_follow_the_site_zone(spark):
     ]
 
 
-KEYED_SCHEMA = T.StructType([
-    T.StructField("event_id", T.StringType()),
-    T.StructField("site", T.StringType()),
-    T.StructField("type", T.StringType()),
-    T.StructField("ts", T.LongType()),
-    T.StructField("visitor_id", T.StringType()),
+KEYED_SCHEMA = T.StructType(EVENT_SCHEMA.fields + [
     T.StructField("url", T.StringType()),
     T.StructField("path", T.StringType()),
     T.StructField("referrer", T.StringType()),

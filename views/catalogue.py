@@ -82,6 +82,10 @@ def is_breakdown_view(view: str) -> bool:
 SPEED_GRANULARITY = "minute"
 
 
+def _zone(tz: str | ZoneInfo) -> ZoneInfo:
+    return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+
+
 def bucket_start(ts: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> datetime:
     """The UTC start of the bucket holding instant ``ts``, buckets following zone ``tz``.
 
@@ -89,7 +93,7 @@ def bucket_start(ts: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> 
     floored on the local wall clock, keeping the instant's own offset, so DST days have 23
     or 25 hour buckets and half-hour zones get their own hour boundaries.
     """
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    zone = _zone(tz)
     if granularity == "minute":
         return ts.astimezone(UTC).replace(second=0, microsecond=0)
     local = ts.astimezone(zone)
@@ -104,7 +108,7 @@ def bucket_start(ts: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> 
 
 def next_bucket(start: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -> datetime:
     """The start of the bucket after the one starting at ``start``."""
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    zone = _zone(tz)
     if granularity == "day":
         local_day = start.astimezone(zone).date() + timedelta(days=1)
         return datetime.combine(local_day, time.min, tzinfo=zone).astimezone(UTC)
@@ -113,7 +117,7 @@ def next_bucket(start: datetime, granularity: str, tz: str | ZoneInfo = "UTC") -
 
 def local_day_bounds(day: date, tz: str | ZoneInfo) -> tuple[datetime, datetime]:
     """The UTC instants where ``day`` starts and ends in zone ``tz``."""
-    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
+    zone = _zone(tz)
     start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
     return start, end

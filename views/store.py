@@ -43,6 +43,12 @@ def as_utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
+def read_boundaries(session: Any, keyspace: str) -> dict[str, datetime]:
+    """Every site's batch boundary (UTC)."""
+    rows = session.execute(f"SELECT site, boundary FROM {keyspace}.batch_boundary")
+    return {r.site: as_utc(r.boundary) for r in rows if r.boundary}
+
+
 def view_params(row: Mapping[str, Any], granularity: str, now: datetime) -> tuple:
     """A row of ``views.transforms.views`` (or ``traffic``: the site total) -> the
     parameters of ``upsert_cql``."""

@@ -55,14 +55,15 @@ def dedupe_events(events: DataFrame, *, within_watermark: bool) -> DataFrame:
 
 
 def bucket_column(granularity: str) -> Column:
-    """The UTC start of an event's bucket, following the site's zone (``timezone`` column)
-    for hours and days, the same rule as ``views.catalogue.bucket_start``.
+    """What an event's bucket is grouped by, following the site's zone (``timezone``
+    column) for hours and days: the same rule as ``views.catalogue.bucket_start``.
 
-    Minutes use ``window()``: the same in every zone, and the form a streaming aggregation
-    needs to evict state behind the watermark. The speed layer only writes minutes.
+    Minutes are the same in every zone; they are grouped by the ``window()`` struct, the
+    form a streaming aggregation needs to evict state behind the watermark (its ``start``
+    is the bucket). Hours and days are grouped by their UTC start.
     """
     if granularity == "minute":
-        return F.window(F.col("event_time"), GRANULARITIES["minute"][0]).start
+        return F.window(F.col("event_time"), GRANULARITIES["minute"][0])
     local = F.from_utc_timestamp(F.col("event_time"), F.col("timezone"))
     if granularity == "hour":
         # Floor the wall clock to the hour and take the instant's own offset back off, so
@@ -171,25 +172,21 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: 
     Output: site, *keys, bucket (timestamp, bucket start), pageviews, events, visitors,
     visitors_sketch. Hours and days need the site's ``timezone`` column (see ``bucket_column``).
     """
-    if granularity == "minute":
-        # Grouping by the window itself lets a streaming aggregation evict old state.
-        bucket = F.window(F.col("event_time"), "1 minute").alias("w")
-    else:
-        bucket = bucket_column(granularity).alias("bucket")
+    bucket_key = "w" if granularity == "minute" else "bucket"
+    bucket = bucket_column(granularity).alias(bucket_key)
+    counts = [F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events")]
     if exact_visitors:
         # Batch: count distinct visitors in two steps (per visitor, then per bucket) rather
         # than count_distinct beside other aggregates, which makes Spark expand every row.
-        per_visitor = events.groupBy(F.col("site"), *keys, bucket, F.col("visitor_id")).agg(
-            F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"))
-        grouped = per_visitor.groupBy("site", *keys, "w" if granularity == "minute" else "bucket").agg(
+        per_visitor = events.groupBy(F.col("site"), *keys, bucket, F.col("visitor_id")).agg(*counts)
+        grouped = per_visitor.groupBy("site", *keys, bucket_key).agg(
             F.sum("pageviews").alias("pageviews"), F.sum("events").alias("events"),
             F.count(F.col("visitor_id")).alias("visitors"),
             F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     else:
         # Streaming: one aggregation (update mode cannot chain two); visitors from the sketch.
         grouped = events.groupBy(F.col("site"), *keys, bucket).agg(
-            F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
-            F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
+            *counts, F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     if granularity == "minute":
         grouped = grouped.withColumn("bucket", F.col("w.start"))
     visitors = F.col("visitors") if exact_visitors else F.hll_sketch_estimate(F.col("visitors_sketch"))
