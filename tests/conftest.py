@@ -54,6 +54,15 @@ def settings(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def airflow_db(settings):
+    """This session's Airflow metadata database, migrated (DAG tests read it)."""
+    from infra import airflow_env
+
+    airflow_env.migrate_db(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
 def stack(settings):
     from infra import stack as st
 

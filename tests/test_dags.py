@@ -9,7 +9,7 @@ DAGS = Path(__file__).resolve().parent.parent / "dags"
 
 
 @pytest.fixture(scope="module")
-def dagbag(settings):
+def dagbag(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS))
