@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for day, sites in plan.items():
             log.info("recomputing %s for %d site(s): %s", day, len(sites), ", ".join(sites))
-            run_day(spark, session, settings.keyspace, str(settings.master_dir), day, {s: zones[s] for s in sites})
+            run_day(spark, session, settings.keyspace, str(settings.master_dir), day, {s: zones[s] for s in sites},
+                    settings.session_gap)
     finally:
         session.cluster.shutdown()
         if spark is not None:

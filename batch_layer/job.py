@@ -20,20 +20,22 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from views.catalogue import BREAKDOWN_GRANULARITIES, GRANULARITIES, local_day_bounds
+from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
+from views.goals import Goal, read_goals
 from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params
-from views.transforms import dedupe_events, local_date, views, with_dimensions
+from views.transforms import dedupe_events, local_date, session_rows, session_views, views, with_dimensions
 
 log = logging.getLogger(__name__)
 
 
-def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str]) -> DataFrame | None:
-    """The events that happened on ``day`` in their site's time zone, with a ``timezone``
-    column; None if nothing was archived yet. ``sites`` maps site -> IANA zone."""
+def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str]) -> DataFrame | None:
+    """The events that happened from day ``first`` to day ``last`` (inclusive) in their
+    site's time zone, with a ``timezone`` column; None if nothing was archived yet.
+    ``sites`` maps site -> IANA zone."""
     if not (Path(master_dir) / "_spark_metadata").exists() and not any(Path(master_dir).glob("date=*")):
         return None
-    # Zones are within ±14 h of UTC: a local day lies within these three UTC dates.
-    dates = [day - timedelta(days=1), day, day + timedelta(days=1)]
+    # Zones are within ±14 h of UTC: local days lie within the UTC dates a day either side.
+    dates = [first + timedelta(days=i) for i in range(-1, (last - first).days + 2)]
     # The join keeps only ``sites``' events and gives each its site's zone.
     zones = spark.createDataFrame(list(sites.items()), "site STRING, timezone STRING")
     # Reading the root lets Spark use the streaming sink's commit log (only committed files).
@@ -42,13 +44,37 @@ def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, s
         spark.read.option("mergeSchema", "true").parquet(master_dir).where(F.col("date").isin(dates))
         .join(F.broadcast(zones), "site")
     )
-    return events.where(local_date(events) == F.lit(day))
+    return events.where(local_date(events).between(F.lit(first), F.lit(last)))
 
 
-def day_views(deduped: DataFrame) -> dict[str, DataFrame]:
-    """Every granularity's exact views of one day's deduplicated events (with their
+def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str]) -> DataFrame | None:
+    return read_days(spark, master_dir, day, day, sites)
+
+
+def day_views(deduped: DataFrame, goals: tuple[Goal, ...] = ()) -> dict[str, DataFrame]:
+    """Every granularity's exact event views of one day's deduplicated events (with their
     dimensions): the site total at every granularity, breakdowns at hours and days."""
-    return {g: views(deduped, g, exact_visitors=True, breakdowns=g in BREAKDOWN_GRANULARITIES) for g in GRANULARITIES}
+    return {g: views(deduped, g, exact_visitors=True, breakdowns=g in BREAKDOWN_GRANULARITIES, goals=goals)
+            for g in GRANULARITIES}
+
+
+def day_sessions(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str], gap: str) -> DataFrame | None:
+    """The exact sessions that started on ``day - 1`` or ``day`` (site's zone), from every
+    archived event that can belong to them.
+
+    Sessions count in the day they start, and may run past midnight: the run for ``day``
+    therefore also recomputes ``day - 1``, whose sessions that were still open when its own
+    run read the archive are complete now. Events from ``gap`` before ``day - 1`` decide
+    whether its first events continue an earlier session (which then does not count).
+    """
+    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites)
+    if events is None:
+        return None
+    first_start = F.to_utc_timestamp(F.lit(day - timedelta(days=1)).cast("timestamp"), F.col("timezone"))
+    events = events.where(F.col("event_time") >= first_start - F.expr(f"INTERVAL {gap}"))
+    sessions = session_rows(dedupe_events(events, within_watermark=False), gap)
+    start_day = F.to_date(F.from_utc_timestamp(F.col("start"), F.col("timezone")))
+    return sessions.where(start_day.between(F.lit(day - timedelta(days=1)), F.lit(day)))
 
 
 def registered_sites(session: Any, keyspace: str) -> dict[str, str]:
@@ -57,9 +83,10 @@ def registered_sites(session: Any, keyspace: str) -> dict[str, str]:
 
 
 def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, day: date,
-            sites: dict[str, str]) -> dict[str, int]:
-    """Compute and write ``day``'s views of ``sites`` (site -> zone), then move their
-    boundary. Returns the events per site."""
+            sites: dict[str, str], session_gap: str = DEFAULT_SESSION_GAP) -> dict[str, int]:
+    """Compute and write ``day``'s views of ``sites`` (site -> zone) -- event views of the
+    day, session views of the day and the day before (see ``day_sessions``) -- then move
+    their boundary. Returns the events per site."""
     now = datetime.now(timezone.utc)
     if not sites:
         log.info("%s: no site to recompute", day)
@@ -77,15 +104,15 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
         per_site = {site: (n, n - unique.get(site, 0)) for site, n in raw.items()}
         log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(raw.values()),
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
-        statement = session.prepare(upsert_cql(keyspace, BATCH_TABLE))
-        for granularity, view in day_views(deduped).items():
-            t0 = time.perf_counter()
-            rows = [r.asDict() for r in view.collect()]
-            t1 = time.perf_counter()
-            written = upsert(session, statement, (view_params(r, granularity, now) for r in rows))
-            log.info("%s: %s views: %d rows computed in %.1fs, written in %.1fs", day, granularity, written,
-                     t1 - t0, time.perf_counter() - t1)
+        goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
+        for granularity, view in day_views(deduped, goals).items():
+            write_views(session, keyspace, view, granularity, "event", now, f"{day}: {granularity} event views")
         deduped.unpersist()
+        sessions = day_sessions(spark, master_dir, day, sites, session_gap).cache()
+        for granularity in GRANULARITIES:
+            write_views(session, keyspace, session_views(sessions, granularity), granularity, "session", now,
+                        f"{day - timedelta(days=1)}..{day}: {granularity} session views")
+        sessions.unpersist()
 
     run_stmt = session.prepare(
         f"INSERT INTO {keyspace}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"
@@ -95,6 +122,18 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
     move_boundary(session, keyspace, ends)
     log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
     return {s: n for s, (n, _) in per_site.items()}
+
+
+def write_views(session: Any, keyspace: str, view: DataFrame, granularity: str, kind: str, now: datetime,
+                what: str) -> int:
+    """Collect a view frame and upsert its rows' ``kind`` columns into the batch views."""
+    t0 = time.perf_counter()
+    rows = [r.asDict() for r in view.collect()]
+    t1 = time.perf_counter()
+    statement = session.prepare(upsert_cql(keyspace, BATCH_TABLE, kind))
+    written = upsert(session, statement, (view_params(r, granularity, now, kind) for r in rows))
+    log.info("%s: %d rows computed in %.1fs, written in %.1fs", what, written, t1 - t0, time.perf_counter() - t1)
+    return written
 
 
 def move_boundary(session: Any, keyspace: str, ends: dict[str, datetime]) -> None:

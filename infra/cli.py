@@ -121,6 +121,72 @@ def site_list(settings) -> None:
     session.cluster.shutdown()
 
 
+@main.group()
+def goal() -> None:
+    """Goals: the page visits and custom events that count as conversions."""
+
+
+@goal.command("add")
+@click.argument("site_id")
+@click.argument("name")
+@click.option("--page", help="a path pattern: * within a segment, ** across (e.g. /signup/*/done)")
+@click.option("--event", help="a custom event name (e.g. signup)")
+@click.pass_obj
+def goal_add(settings, site_id: str, name: str, page: str | None, event: str | None) -> None:
+    """Add (or replace) goal NAME of SITE_ID: visits of --page, or custom --event."""
+    from infra.clients import cassandra_session
+    from infra.sites import add_goal
+    from views.goals import Goal
+
+    if (page is None) == (event is None):
+        _fail(ValueError("give exactly one of --page PATTERN or --event NAME"))
+    goal = Goal(site_id, name, "page" if page else "event", page or event)
+    session = cassandra_session(settings, settings.keyspace)
+    try:
+        add_goal(session, settings.keyspace, goal)
+    except ValueError as exc:
+        _fail(exc)
+    finally:
+        session.cluster.shutdown()
+    click.echo(f"goal {name!r} of {site_id}: {goal.kind} {goal.pattern!r}. The speed layer counts conversions from "
+               f"its next goal refresh (every {settings.goals_refresh_s:.0f} s); for past days run "
+               "`parallax batch --date YYYY-MM-DD`.")
+
+
+@goal.command("list")
+@click.argument("site_id", required=False)
+@click.pass_obj
+def goal_list(settings, site_id: str | None) -> None:
+    from infra.clients import cassandra_session
+    from views.goals import read_goals
+
+    session = cassandra_session(settings, settings.keyspace)
+    try:
+        for g in read_goals(session, settings.keyspace):
+            if site_id in (None, g.site):
+                click.echo(f"{g.site:24s} {g.name:24s} {g.kind:6s} {g.pattern}")
+    finally:
+        session.cluster.shutdown()
+
+
+@goal.command("remove")
+@click.argument("site_id")
+@click.argument("name")
+@click.pass_obj
+def goal_remove(settings, site_id: str, name: str) -> None:
+    from infra.clients import cassandra_session
+    from infra.sites import remove_goal
+
+    session = cassandra_session(settings, settings.keyspace)
+    try:
+        found = remove_goal(session, settings.keyspace, site_id, name)
+    finally:
+        session.cluster.shutdown()
+    if not found:
+        _fail(ValueError(f"site {site_id} has no goal {name!r}"))
+    click.echo(f"goal {name!r} of {site_id} removed (views computed before keep their conversions)")
+
+
 def _gunicorn(app: str, port: int, workers: int, threads: int) -> None:
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--threads", str(threads), "--access-logfile", "-", "--graceful-timeout", "10", app]

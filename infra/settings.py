@@ -56,6 +56,10 @@ class Settings:
     archive_trigger: str = field(default_factory=lambda: _env("archive_trigger", "30 seconds"))
     watermark: str = field(default_factory=lambda: _env("watermark", "10 minutes"))
     starting_offsets: str = field(default_factory=lambda: _env("starting_offsets", "earliest"))
+    # Inactivity that ends a session, in both layers (views.catalogue.DEFAULT_SESSION_GAP).
+    session_gap: str = field(default_factory=lambda: _env("session_gap", "30 minutes"))
+    # How often the speed layer looks for changed goals (it restarts its views query on one).
+    goals_refresh_s: float = field(default_factory=lambda: float(_env("goals_refresh_s", "30")))
 
     # Airflow
     airflow_port: int = field(default_factory=lambda: int(_env("airflow_port", "8080")))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -45,22 +46,37 @@ def create_topics(settings: Settings) -> None:
         admin.close()
 
 
+ALTER_ADD = re.compile(r"ALTER TABLE (\w+)\.(\w+) ADD \(?(.*?)\)?$", re.S | re.I)
+
+
+def missing_columns(statement: str, existing: set[str]) -> list[str]:
+    """The ``name type`` definitions of an ``ALTER TABLE ... ADD`` migration whose columns
+    the table lacks (all of them if ``existing`` is empty)."""
+    m = ALTER_ADD.match(statement.strip())
+    if not m:
+        raise ValueError(f"unsupported migration {statement!r}: only ALTER TABLE ... ADD (columns)")
+    defs = [d.strip() for d in m.group(3).split(",") if d.strip()]
+    return [d for d in defs if d.split()[0].lower() not in existing]
+
+
 def apply_schema(settings: Settings) -> None:
+    """Create the keyspace and tables, then add the columns of each migration the table
+    lacks (read from the driver's schema metadata), so running it again changes nothing."""
     from infra.clients import cassandra_session
 
     session = cassandra_session(settings)
     try:
-        from cassandra import InvalidRequest
-
         for statement in cql_statements(settings.keyspace, settings.replication_factor):
-            try:
+            if not statement.upper().startswith("ALTER TABLE"):
                 session.execute(statement, timeout=60)
-            except InvalidRequest as exc:
-                # A migration's column that exists already: the schema is as wanted.
-                message = str(exc)
-                exists = "already exists" in message or "conflicts with an existing column" in message
-                if not (statement.upper().startswith("ALTER TABLE") and exists):
-                    raise
+                continue
+            keyspace, table = ALTER_ADD.match(statement.strip()).group(1, 2)
+            session.cluster.refresh_table_metadata(keyspace, table)
+            existing = set(session.cluster.metadata.keyspaces[keyspace].tables[table].columns)
+            wanted = missing_columns(statement, existing)
+            if wanted:
+                session.execute(f"ALTER TABLE {keyspace}.{table} ADD ({', '.join(wanted)})", timeout=60)
+                log.info("added column(s) to %s.%s: %s", keyspace, table, ", ".join(wanted))
         log.info("Cassandra keyspace %s and tables are in place", settings.keyspace)
     finally:
         session.cluster.shutdown()

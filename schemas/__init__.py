@@ -19,7 +19,9 @@ EVENT_SCHEMA_VERSIONS = (1, 2)
 ENRICHED_EVENT_DDL = (
     "event_id STRING, site STRING, type STRING, ts LONG, url STRING, path STRING, "
     "referrer STRING, visitor_id STRING, received_at LONG, schema_version INT, "
-    "name STRING, props MAP<STRING, STRING>"
+    "name STRING, props MAP<STRING, STRING>, "
+    # Filled in by the collector's enrichment; null in events archived before it existed.
+    "country STRING, device STRING, browser STRING, os STRING"
 )
 ENRICHED_EVENT_FIELDS = tuple(part.split()[0] for part in ENRICHED_EVENT_DDL.split(", "))
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, jsonify, request
 
-from serving_layer.reports import ReportError, breakdown_report, traffic_report
+from serving_layer.reports import ReportError, breakdown_report, realtime_report, traffic_report
 
 bp = Blueprint("reports", __name__, url_prefix="/api/v1")
 
@@ -70,6 +70,29 @@ def breakdown(site: str):
         raise ReportError("'limit' must be a whole number") from None
     dimension = request.args.get("dimension", "")
     return jsonify(breakdown_report(store, site, dimension, metrics, start, end, tz, limit))
+
+
+@bp.get("/sites/<site>/realtime")
+def realtime(site: str):
+    """Visitors in the last 5 minutes and the current minute's counts, from the speed layer."""
+    store = current_app.extensions["parallax.viewstore"]()
+    tz = store.site_zone(site)
+    if tz is None:
+        raise UnknownSite(site)
+    return jsonify(realtime_report(store, site, datetime.now(timezone.utc), tz))
+
+
+@bp.get("/speed/dropped")
+def speed_dropped():
+    """How many events the speed layer dropped behind its watermark on a UTC day
+    (?day=YYYY-MM-DD, default today), per streaming query. The batch layer counts them."""
+    value = request.args.get("day") or datetime.now(timezone.utc).date().isoformat()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ReportError(f"'day' must be a date (YYYY-MM-DD), got {value!r}") from None
+    store = current_app.extensions["parallax.viewstore"]()
+    return jsonify(day=day.isoformat(), dropped=store.dropped_late(day))
 
 
 @bp.get("/health")

@@ -2,21 +2,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from views.catalogue import TOTAL_DIM, TRAFFIC_VIEW, periods_between
-from views.store import as_utc, select_cql
+from views.store import MEASURE_COLUMNS, as_utc, select_cql
 
 
 @dataclass(frozen=True)
 class ViewRow:
+    """One stored view row; a measure the row's writers did not fill reads as 0."""
+
     bucket: datetime
-    pageviews: int
-    events: int
-    visitors: int
-    visitors_sketch: bytes | None
     dim: str = TOTAL_DIM
+    pageviews: int = 0
+    events: int = 0
+    visitors: int = 0
+    visitors_sketch: bytes | None = None
+    clicks: int = 0
+    impressions: int = 0
+    sessions: int = 0
+    bounces: int = 0
+    duration_ms: int = 0
+    session_pageviews: int = 0
 
 
 class CassandraViewStore:
@@ -25,12 +33,21 @@ class CassandraViewStore:
         self.keyspace = keyspace
         self._select = {t: session.prepare(select_cql(keyspace, t)) for t in ("speed_views", "batch_views")}
         self._boundary = session.prepare(f"SELECT boundary FROM {keyspace}.batch_boundary WHERE site = ?")
+        self._dropped = session.prepare(f"SELECT dropped FROM {keyspace}.speed_dropped WHERE query = ? AND day = ?")
         self._site = session.prepare(f"SELECT site, timezone FROM {keyspace}.sites WHERE site = ?")
 
     def site_zone(self, site: str) -> str | None:
         """The site's IANA time zone, or None if the site is not registered."""
         row = self.session.execute(self._site, (site,)).one()
         return (row.timezone or "UTC") if row else None
+
+    def dropped_late(self, day: date) -> dict[str, int]:
+        """Events each speed query dropped behind the watermark on ``day`` (UTC)."""
+        out = {}
+        for query in ("speed_views", "speed_sessions"):
+            rows = self.session.execute(self._dropped, (query, day))
+            out[query] = sum(r.dropped or 0 for r in rows)
+        return out
 
     def boundary(self, site: str) -> datetime | None:
         row = self.session.execute(self._boundary, (site,)).one()
@@ -45,8 +62,10 @@ class CassandraViewStore:
         out: list[ViewRow] = []
         for period in periods_between(granularity, start, end):
             for r in self.session.execute(self._select[table], (site, view, granularity, period, start, end)):
-                out.append(ViewRow(as_utc(r.bucket), r.pageviews or 0, r.events or 0, r.visitors or 0,
-                                   r.visitors_sketch, r.dim))
+                values = {c: getattr(r, c) for c in MEASURE_COLUMNS}
+                sketch = values.pop("visitors_sketch")
+                out.append(ViewRow(as_utc(r.bucket), r.dim, visitors_sketch=sketch,
+                                   **{c: v or 0 for c, v in values.items()}))
         return out
 
 

@@ -4,9 +4,14 @@ Run it with ``parallax speed``. Two checkpointed streaming queries read the same
 - ``archive``: every parsed event, appended as Parquet partitioned by event date (the
   immutable master dataset the batch layer recomputes from; it keeps late events too);
 - ``views``: events deduplicated within the watermark, aggregated into minute buckets by
-  ``views.transforms.traffic``, upserted into ``speed_views`` and published to
-  `metrics.live` after every micro-batch.
-A restart resumes both from their checkpoints: nothing is skipped, nothing counted twice.
+  ``views.transforms.views`` (every event view, goals included), upserted into
+  ``speed_views`` and published to `metrics.live` after every micro-batch;
+- ``sessions``: the same events grouped into sessions by Spark's session windows (append
+  mode: a session is emitted once the watermark passes its end), whose measures are
+  upserted into the same minute rows (see ``speed_layer.sessions``).
+A restart resumes every query from its checkpoint: nothing is skipped, nothing counted
+twice. Events behind the watermark are dropped (the batch layer counts them); how many,
+per micro-batch, goes to ``speed_dropped``.
 """
 from __future__ import annotations
 
@@ -16,24 +21,29 @@ import shutil
 import signal
 import threading
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQueryListener
 
+from speed_layer.sessions import SpeedSessionSink
 from speed_layer.sinks import SpeedViewSink
 from views.catalogue import SPEED_GRANULARITY
+from views.goals import Goal, read_goals
 from views.store import read_boundaries
-from views.transforms import dedupe_events, parse_events, views
+from views.transforms import dedupe_events, parse_events, session_rows, views
 
 log = logging.getLogger(__name__)
 
 # The shape of the views query's state. Bump it with every change Spark cannot restore
 # from an old checkpoint (new grouping keys or aggregates): the query then starts a new
 # checkpoint and rebuilds the speed views from Kafka (see ``views_start``).
-VIEWS_QUERY_VERSION = 2
+VIEWS_QUERY_VERSION = 3
+SESSIONS_CHECKPOINT = "speed_sessions_v1"
 RESTORE_ERRORS = ("STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE", "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
                   "STATE_SCHEMA", "StateSchemaNotCompatible", "INCOMPATIBLE_DATA_FOR_STATE")
 
@@ -109,46 +119,101 @@ def archive_frame(raw: DataFrame) -> DataFrame:
     return parse_events(raw).withColumn("date", F.to_date(F.col("event_time")))
 
 
-def speed_view_frame(raw: DataFrame, watermark: str) -> DataFrame:
-    events = parse_events(raw).withWatermark("event_time", watermark)
-    return views(dedupe_events(events, within_watermark=True), SPEED_GRANULARITY, exact_visitors=False)
+def deduped_stream(raw: DataFrame, watermark: str) -> DataFrame:
+    return dedupe_events(parse_events(raw).withWatermark("event_time", watermark), within_watermark=True)
 
 
-def start_queries(
-    spark: SparkSession,
-    *,
-    bootstrap: str,
-    topic: str,
-    starting_offsets: str,
-    views_start_options: dict[str, str],
-    watermark: str,
-    trigger: str,
-    archive_trigger: str,
-    master_dir: str,
-    checkpoint_dir: str,
-    sink: Any,
-) -> list[Any]:
-    archive = (
-        archive_frame(kafka_stream(spark, bootstrap, topic, {"startingOffsets": starting_offsets}))
-        .writeStream.queryName("archive")
-        .format("parquet")
-        .partitionBy("date")
-        .option("path", master_dir)
-        .option("checkpointLocation", f"{checkpoint_dir}/archive")
-        .trigger(processingTime=archive_trigger)
-        .outputMode("append")
-        .start()
-    )
-    views = (
-        speed_view_frame(kafka_stream(spark, bootstrap, topic, views_start_options), watermark)
-        .writeStream.queryName("speed_views")
-        .outputMode("update")
-        .foreachBatch(sink)
-        .option("checkpointLocation", str(views_checkpoint(Path(checkpoint_dir))))
-        .trigger(processingTime=trigger)
-        .start()
-    )
-    return [archive, views]
+def speed_view_frame(raw: DataFrame, watermark: str, goals: tuple[Goal, ...] = ()) -> DataFrame:
+    return views(deduped_stream(raw, watermark), SPEED_GRANULARITY, exact_visitors=False, goals=goals)
+
+
+def speed_session_frame(raw: DataFrame, watermark: str, gap: str) -> DataFrame:
+    return session_rows(deduped_stream(raw, watermark), gap)
+
+
+@dataclass
+class SpeedQueries:
+    """The speed layer's streaming queries and how to (re)start them."""
+
+    spark: SparkSession
+    settings: Any
+    views_start_options: dict[str, str]
+    view_sink: Any
+    session_sink: Any
+
+    def kafka(self, start: dict[str, str]) -> DataFrame:
+        s = self.settings
+        return kafka_stream(self.spark, s.kafka_bootstrap, s.topic_events, start)
+
+    def start_archive(self) -> Any:
+        s = self.settings
+        return (
+            archive_frame(self.kafka({"startingOffsets": s.starting_offsets}))
+            .writeStream.queryName("archive")
+            .format("parquet")
+            .partitionBy("date")
+            .option("path", str(s.master_dir))
+            .option("checkpointLocation", f"{s.checkpoint_dir}/archive")
+            .trigger(processingTime=s.archive_trigger)
+            .outputMode("append")
+            .start()
+        )
+
+    def start_views(self, goals: tuple[Goal, ...]) -> Any:
+        """The views query. Goals only change the expression before the aggregation, not
+        its state, so a restart with new goals resumes from the same checkpoint."""
+        s = self.settings
+        return (
+            speed_view_frame(self.kafka(self.views_start_options), s.watermark, goals)
+            .writeStream.queryName("speed_views")
+            .outputMode("update")
+            .foreachBatch(self.view_sink)
+            .option("checkpointLocation", str(views_checkpoint(Path(s.checkpoint_dir))))
+            .trigger(processingTime=s.speed_trigger)
+            .start()
+        )
+
+    def start_sessions(self) -> Any:
+        s = self.settings
+        return (
+            speed_session_frame(self.kafka({"startingOffsets": s.starting_offsets}), s.watermark, s.session_gap)
+            .writeStream.queryName("speed_sessions")
+            .outputMode("append")
+            .foreachBatch(self.session_sink)
+            .option("checkpointLocation", str(Path(s.checkpoint_dir) / SESSIONS_CHECKPOINT))
+            .trigger(processingTime=s.speed_trigger)
+            .start()
+        )
+
+
+class DroppedLateListener(StreamingQueryListener):
+    """Records how many input rows each micro-batch dropped behind the watermark."""
+
+    def __init__(self, session: Any, keyspace: str) -> None:
+        self.session = session
+        self.insert = session.prepare(
+            f"INSERT INTO {keyspace}.speed_dropped (query, day, batch_id, dropped, at) VALUES (?, ?, ?, ?, ?)")
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        progress = event.progress
+        dropped = sum(op.numRowsDroppedByWatermark for op in progress.stateOperators)
+        if dropped:
+            now = datetime.now(timezone.utc)
+            log.warning("%s micro-batch %d dropped %d events behind the watermark (left to the batch layer)",
+                        progress.name, progress.batchId, dropped)
+            try:
+                self.session.execute(self.insert, (progress.name, now.date(), progress.batchId, dropped, now))
+            except Exception as exc:  # the count is a diagnostic: never let it stop the stream
+                log.warning("could not record the dropped count: %s", exc)
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass
 
 
 def move_aside(checkpoint: Path) -> Path:
@@ -159,7 +224,7 @@ def move_aside(checkpoint: Path) -> Path:
 
 
 def run(settings: Any, *, rebuild: bool = False) -> int:
-    """Entry point: start both queries and run until SIGTERM/SIGINT or a query fails."""
+    """Entry point: start the queries and run until SIGTERM/SIGINT or a query fails."""
     from infra.clients import cassandra_session, kafka_producer, json_bytes
     from infra.spark import get_session
 
@@ -169,8 +234,10 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
 
     session = cassandra_session(settings, settings.keyspace)
     checkpoint = views_checkpoint(Path(settings.checkpoint_dir))
-    if rebuild and checkpoint.exists():
-        log.warning("--rebuild: moved the views checkpoint aside to %s", move_aside(checkpoint))
+    if rebuild:
+        for path in (checkpoint, Path(settings.checkpoint_dir) / SESSIONS_CHECKPOINT):
+            if path.exists():
+                log.warning("--rebuild: moved the checkpoint %s aside to %s", path.name, move_aside(path))
     boundaries = list(read_boundaries(session, settings.keyspace).values())
     start_options, note = views_start(Path(settings.checkpoint_dir), boundaries, settings.starting_offsets,
                                       rebuild=rebuild)
@@ -178,34 +245,40 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
         log.warning("%s", note)
     producer = kafka_producer(settings, value_serializer=json_bytes)
     spark = get_session(settings, "parallax-speed", with_kafka=True)
-    sink = SpeedViewSink(session, settings.keyspace, producer, settings.topic_live)
+    spark.streams.addListener(DroppedLateListener(session, settings.keyspace))
+    starter = SpeedQueries(spark, settings, start_options, SpeedViewSink(session, settings.keyspace, producer,
+                                                                          settings.topic_live),
+                           SpeedSessionSink(session, settings.keyspace))
+    goals = read_goals(session, settings.keyspace)
     log.info(
-        "speed layer reading %s from %s (watermark %s, trigger %s); archive -> %s; checkpoints in %s",
-        settings.topic_events, settings.kafka_bootstrap, settings.watermark, settings.speed_trigger,
-        settings.master_dir, settings.checkpoint_dir,
+        "speed layer reading %s from %s (watermark %s, trigger %s, session gap %s, %d goals); archive -> %s; "
+        "checkpoints in %s", settings.topic_events, settings.kafka_bootstrap, settings.watermark,
+        settings.speed_trigger, settings.session_gap, len(goals), settings.master_dir, settings.checkpoint_dir,
     )
-    queries = start_queries(
-        spark,
-        bootstrap=settings.kafka_bootstrap,
-        topic=settings.topic_events,
-        starting_offsets=settings.starting_offsets,
-        views_start_options=start_options,
-        watermark=settings.watermark,
-        trigger=settings.speed_trigger,
-        archive_trigger=settings.archive_trigger,
-        master_dir=str(settings.master_dir),
-        checkpoint_dir=str(settings.checkpoint_dir),
-        sink=sink,
-    )
+    queries = {"archive": starter.start_archive(), "views": starter.start_views(goals),
+               "sessions": starter.start_sessions()}
+    next_goal_check = time.monotonic() + settings.goals_refresh_s
     failed = None
     while not stop.is_set():
-        for q in queries:
+        for q in queries.values():
             if not q.isActive:
                 failed = q.exception() or f"query {q.name} stopped"
                 stop.set()
+        if not stop.is_set() and time.monotonic() >= next_goal_check:
+            next_goal_check = time.monotonic() + settings.goals_refresh_s
+            try:
+                latest = read_goals(session, settings.keyspace)
+            except Exception as exc:  # Cassandra away: keep the goals we have, look again later
+                log.warning("could not read the goals (%s); keeping the %d known", exc, len(goals))
+                latest = goals
+            if latest != goals:
+                log.info("goals changed (%d -> %d): restarting the views query with them", len(goals), len(latest))
+                goals = latest
+                queries["views"].stop()
+                queries["views"] = starter.start_views(goals)
         stop.wait(1.0)
     log.info("stopping the speed layer's queries")
-    for q in queries:
+    for q in queries.values():
         if q.isActive:
             q.stop()
     producer.close(timeout=10)

@@ -144,6 +144,7 @@ KEYED_SCHEMA = T.StructType(EVENT_SCHEMA.fields + [
 
 
 def test_every_event_counts_once_in_every_view(spark):
+    from views.goals import Goal
     from views.transforms import views
 
     t = ms("2026-11-21T10:00:00")
@@ -154,13 +155,26 @@ def test_every_event_counts_once_in_every_view(spark):
         ("c", "s", "pageview", t, "v3", "https://shop.test/", "/", "https://t.co/abc", None, None),
         ("d", "s", "pageview", t, "v3", "https://shop.test/p", "/p", "https://shop.test/", None, None),
         ("e", "s", "custom", t, "v1", "https://shop.test/p", "/p", None, "signup", {"plan": "pro", "trial": "true"}),
-        ("f", "s", "click", t, "v2", "not a url at all %%", None, "::::", None, {"plan": "free"}),
+        ("f", "s", "click", t, "v2", "not a url at all %%", None, "::::", None, {"plan": "free", "element": "cta"}),
         ("g", "s", "pageview", t, "v4", "https://shop.test/x", "/x", "https://blog.example.org/post", None, None),
     ]
-    events = with_event_time(spark.createDataFrame(rows, KEYED_SCHEMA)).withColumn("timezone", F.lit("UTC"))
-    out = views(events, "day", exact_visitors=True)
+    events = (with_event_time(spark.createDataFrame(rows, KEYED_SCHEMA)).withColumn("timezone", F.lit("UTC"))
+              .withColumn("country", F.when(F.col("visitor_id") == "v1", "FR"))
+              .withColumn("device", F.when(F.col("visitor_id") == "v1", "mobile").otherwise("desktop"))
+              .withColumn("browser", F.lit("Firefox")).withColumn("os", F.lit(None).cast("string")))
+    goals = (Goal("s", "Signed up", "event", "signup"), Goal("s", "Product", "page", "/p*"),
+             Goal("other", "Home", "page", "/"))
+    out = views(events, "day", exact_visitors=True, goals=goals)
     got = {(r["view_name"], r["dim"]): (r["pageviews"], r["events"], r["visitors"]) for r in out.collect()}
+    clicks = {(r["view_name"], r["dim"]): (r["clicks"], r["impressions"]) for r in out.collect()}
+    assert clicks[("traffic", "")] == (1, 0) and clicks[("element", "cta")] == (1, 0)
     assert got == {
+        ("country", "FR"): (1, 2, 1), ("country", "(none)"): (4, 5, 3),
+        ("device", "mobile"): (1, 2, 1), ("device", "desktop"): (4, 5, 3),
+        ("browser", "Firefox"): (5, 7, 4), ("os", "(none)"): (5, 7, 4),
+        ("element", "cta"): (0, 1, 1), ("prop:element", "cta"): (0, 1, 1),
+        # an event goal by name; a page goal by path pattern, pageviews only; not another site's goal
+        ("goal", "Signed up"): (0, 1, 1), ("goal", "Product"): (2, 2, 2),
         ("traffic", ""): (5, 7, 4),
         ("page", "/p"): (2, 3, 2), ("page", "/"): (2, 2, 2), ("page", "/x"): (1, 1, 1), ("page", "(none)"): (0, 1, 1),
         ("referrer_source", "campaign"): (1, 1, 1), ("referrer_source", "search"): (1, 1, 1),

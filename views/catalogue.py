@@ -17,18 +17,70 @@ class Measure:
     name: str
     doc: str
     # How buckets combine into a larger range: "sum" for counts, "sketch" for unique counts
-    # (a union of HLL sketches: a visitor seen in two hours is one visitor for the day).
+    # (a union of HLL sketches: a visitor seen in two hours is one visitor for the day),
+    # "ratio" for a quotient of two sums, computed after merging (never an average of ratios).
     merge: str
+    column: str = ""  # the stored column of a "sum" or "sketch" measure
+    ratio: tuple[str, str] = ("", "")  # numerator and denominator columns of a "ratio"
+    scale: float = 1.0  # stored unit -> reported unit (milliseconds -> seconds)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.ratio if self.merge == "ratio" else (self.column,)
+
+    @property
+    def source(self) -> str:
+        """"event" if computed from events, "session" from sessions (see SESSION_COLUMNS)."""
+        return "session" if set(self.columns) <= set(SESSION_COLUMNS) else "event"
+
+
+# The stored columns of a view row. Event views (from events) fill EVENT_COLUMNS; session
+# views (from sessions, attributed to the bucket where the session started) fill
+# SESSION_COLUMNS. The site total ("traffic") row carries both; each layer writes each set
+# with its own upsert, so neither overwrites the other.
+EVENT_COLUMNS = ("pageviews", "events", "visitors", "visitors_sketch", "clicks", "impressions")
+SESSION_COLUMNS = ("sessions", "bounces", "duration_ms", "session_pageviews")
+
+
+def _sum(name: str, doc: str, column: str = "", scale: float = 1.0) -> Measure:
+    return Measure(name, doc, "sum", column or name, scale=scale)
+
+
+def _ratio(name: str, doc: str, num: str, den: str, scale: float = 1.0) -> Measure:
+    return Measure(name, doc, "ratio", ratio=(num, den), scale=scale)
 
 
 MEASURES: dict[str, Measure] = {
     m.name: m
     for m in (
-        Measure("pageviews", "events of type 'pageview'", "sum"),
-        Measure("events", "events of any type", "sum"),
-        Measure("visitors", "distinct visitor ids with any event", "sketch"),
+        _sum("pageviews", "events of type 'pageview'"),
+        _sum("events", "events of any type; in the 'goal' breakdown, the goal's conversions"),
+        Measure("visitors", "distinct visitor ids with any event; in the 'goal' breakdown, visitors who converted",
+                "sketch", "visitors"),
+        _sum("clicks", "events of type 'click'"),
+        _sum("impressions", "events of type 'impression'"),
+        _ratio("ctr", "click-through: clicks / impressions (per element in the 'element' breakdown)",
+               "clicks", "impressions"),
+        _sum("sessions", "sessions that started in the bucket (in 'entry_page': entries; in 'exit_page': exits)"),
+        _sum("bounces", "sessions with exactly one pageview"),
+        _ratio("bounce_rate", "bounces / sessions", "bounces", "sessions"),
+        _sum("duration", "total session duration, seconds (first to last event of each session)", "duration_ms",
+             0.001),
+        _ratio("avg_duration", "average session duration, seconds", "duration_ms", "sessions", 0.001),
+        _ratio("pages_per_session", "pageviews of sessions / sessions", "session_pageviews", "sessions"),
     )
 }
+# Goals: in the 'goal' breakdown, events are conversions and visitors the visitors who
+# converted; the conversion rate divides those by all the site's visitors in the range.
+GOAL_VIEW = "goal"
+CONVERSION_MEASURES = {
+    "conversions": "the goal's conversions (events that reached it)",
+    "conversion_rate": "visitors who converted / all the site's visitors in the range",
+}
+
+# Sessions: more than this much inactivity ends a session (Spark's session_window gap,
+# both layers: events exactly the gap apart stay in one session).
+DEFAULT_SESSION_GAP = "30 minutes"
 
 # Span of a bucket, as Spark's window() duration and as a timedelta.
 GRANULARITIES: dict[str, tuple[str, timedelta]] = {
@@ -46,20 +98,30 @@ TOTAL_DIM = ""
 class Dimension:
     name: str
     doc: str
+    source: str = "event"  # "session": a breakdown of session views (entry and exit pages)
 
 
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
     for d in (
         Dimension("page", "the page path"),
+        Dimension("entry_page", "the first page of the session", "session"),
+        Dimension("exit_page", "the last page of the session", "session"),
         Dimension("referrer_source", "where the event's page was reached from: search, social, campaign, "
                                      "direct, internal (another page of the site) or other sites"),
         Dimension("utm_source", "utm_source of the page URL"),
         Dimension("utm_medium", "utm_medium of the page URL"),
         Dimension("utm_campaign", "utm_campaign of the page URL"),
+        Dimension("country", "the visitor's country (ISO 3166 code), from the collector's offline IP database"),
+        Dimension("device", "device type: desktop, mobile, tablet, bot"),
+        Dimension("browser", "the browser's family"),
+        Dimension("os", "the operating system's family"),
         Dimension("event_name", "the custom event's name, else the event type"),
+        Dimension("element", "the element of a click or impression (props.element); see ctr"),
+        Dimension(GOAL_VIEW, "the site's goals (`parallax goal add`): events are conversions"),
     )
 }
+SESSION_DIMENSIONS = tuple(d.name for d in DIMENSIONS.values() if d.source == "session")
 # Custom properties: one breakdown view per property key, named "prop:<key>".
 PROPERTY_VIEW_PREFIX = "prop:"
 NONE_VALUE = "(none)"

@@ -5,35 +5,42 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
-from views.catalogue import TOTAL_DIM, TRAFFIC_VIEW, period_key
+from views.catalogue import EVENT_COLUMNS, SESSION_COLUMNS, TOTAL_DIM, TRAFFIC_VIEW, period_key
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SPEED_TABLE = "speed_views"
 BATCH_TABLE = "batch_views"
 TABLES = (SPEED_TABLE, BATCH_TABLE)
 
-COLUMNS = ("site", "view_name", "granularity", "period", "bucket", "dim", "pageviews", "events", "visitors",
-           "visitors_sketch", "updated_at")
+KEY_COLUMNS = ("site", "view_name", "granularity", "period", "bucket", "dim")
+# What each kind of view row writes (see views.catalogue): an event-views upsert and a
+# session-views upsert of the same bucket fill different columns of one row.
+ROW_KINDS = {"event": EVENT_COLUMNS, "session": SESSION_COLUMNS}
+MEASURE_COLUMNS = EVENT_COLUMNS + SESSION_COLUMNS
 
 
-def upsert_cql(keyspace: str, table: str) -> str:
+def _check_table(table: str) -> None:
     if table not in TABLES:
         raise ValueError(f"unknown view table {table!r}")
-    cols = ", ".join(COLUMNS)
-    marks = ", ".join("?" for _ in COLUMNS)
-    return f"INSERT INTO {keyspace}.{table} ({cols}) VALUES ({marks})"
+
+
+def upsert_cql(keyspace: str, table: str, kind: str = "event") -> str:
+    """The upsert of one view row's ``kind`` ("event" or "session") columns."""
+    _check_table(table)
+    cols = KEY_COLUMNS + ROW_KINDS[kind] + ("updated_at",)
+    return f"INSERT INTO {keyspace}.{table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
 
 
 def select_cql(keyspace: str, table: str) -> str:
-    if table not in TABLES:
-        raise ValueError(f"unknown view table {table!r}")
+    _check_table(table)
     return (
-        f"SELECT bucket, dim, pageviews, events, visitors, visitors_sketch FROM {keyspace}.{table} "
+        f"SELECT bucket, dim, {', '.join(MEASURE_COLUMNS)} FROM {keyspace}.{table} "
         "WHERE site = ? AND view_name = ? AND granularity = ? AND period = ? AND bucket >= ? AND bucket < ?"
     )
 
@@ -49,47 +56,49 @@ def read_boundaries(session: Any, keyspace: str) -> dict[str, datetime]:
     return {r.site: as_utc(r.boundary) for r in rows if r.boundary}
 
 
-def view_params(row: Mapping[str, Any], granularity: str, now: datetime) -> tuple:
-    """A row of ``views.transforms.views`` (or ``traffic``: the site total) -> the
-    parameters of ``upsert_cql``."""
+def view_params(row: Mapping[str, Any], granularity: str, now: datetime, kind: str = "event") -> tuple:
+    """A row of ``views.transforms.views`` (kind "event") or ``session_views`` ("session")
+    -> the parameters of ``upsert_cql``."""
     bucket = as_utc(row["bucket"])
-    sketch = row["visitors_sketch"]
-    return (
-        row["site"],
-        row.get("view_name", TRAFFIC_VIEW),
-        granularity,
-        period_key(granularity, bucket),
-        bucket,
-        row.get("dim", TOTAL_DIM),
-        int(row["pageviews"]),
-        int(row["events"]),
-        int(row["visitors"]),
-        bytes(sketch) if sketch is not None else None,
-        now,
-    )
+    values = []
+    for col in ROW_KINDS[kind]:
+        value = row[col]
+        if col == "visitors_sketch":
+            values.append(bytes(value) if value is not None else None)
+        else:
+            values.append(int(value))
+    return (row["site"], row.get("view_name", TRAFFIC_VIEW), granularity, period_key(granularity, bucket), bucket,
+            row.get("dim", TOTAL_DIM), *values, now)
 
 
-def upsert(session: Any, statement: Any, params: Iterable[tuple], *, attempts: int | None = 30,
-           concurrency: int = 32) -> int:
-    """Write all ``params`` with ``statement``; retry the whole set while Cassandra is away,
-    ``attempts`` times or, with None, for as long as it takes.
-
-    Retrying everything is safe because every write is an idempotent upsert.
-    """
-    from cassandra.concurrent import execute_concurrent_with_args
-
-    rows = list(params)
+def retrying(call: Callable[[], T], what: str, *, attempts: int | None = 30) -> T:
+    """``call()``, retried while Cassandra is away, ``attempts`` times or, with None, for
+    as long as it takes."""
     delay = 1.0
     attempt = 0
     while True:
         attempt += 1
         try:
-            results = execute_concurrent_with_args(session, statement, rows, concurrency=concurrency, raise_on_first_error=True)
-            return len(results)
+            return call()
         except Exception as exc:  # NoHostAvailable, timeouts: Cassandra restarting or overloaded
             if attempts is not None and attempt >= attempts:
                 raise
-            log.warning("Cassandra write failed (%s); retrying %d rows in %.0fs (attempt %d%s)", exc, len(rows), delay,
-                        attempt, f"/{attempts}" if attempts else "")
+            log.warning("Cassandra %s failed (%s); retrying in %.0fs (attempt %d%s)", what, exc, delay, attempt,
+                        f"/{attempts}" if attempts else "")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def upsert(session: Any, statement: Any, params: Iterable[tuple], *, attempts: int | None = 30,
+           concurrency: int = 32) -> int:
+    """Write all ``params`` with ``statement``, retrying the whole set while Cassandra is
+    away (see ``retrying``). Retrying everything is safe: every write is an idempotent upsert."""
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    rows = list(params)
+
+    def write() -> int:
+        return len(execute_concurrent_with_args(session, statement, rows, concurrency=concurrency,
+                                                raise_on_first_error=True))
+
+    return retrying(write, f"write of {len(rows)} rows", attempts=attempts)

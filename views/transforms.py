@@ -13,16 +13,21 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from schemas import ENRICHED_EVENT_DDL
+from collections.abc import Sequence
+
 from views.catalogue import (
     DIMENSIONS,
+    GOAL_VIEW,
     GRANULARITIES,
     NONE_VALUE,
     PROPERTY_VIEW_PREFIX,
     SEARCH_HOSTS,
+    SESSION_DIMENSIONS,
     SOCIAL_HOSTS,
     TOTAL_DIM,
     TRAFFIC_VIEW,
 )
+from views.goals import Goal
 
 # lg_config_k of the visitor sketches: 2^12 registers, ~1.6% standard error. Fixed, because
 # only sketches built with the same parameter merge without losing precision.
@@ -54,7 +59,7 @@ def dedupe_events(events: DataFrame, *, within_watermark: bool) -> DataFrame:
     return events.dropDuplicates(["event_id"])
 
 
-def bucket_column(granularity: str) -> Column:
+def bucket_column(granularity: str, time_col: str = "event_time") -> Column:
     """What an event's bucket is grouped by, following the site's zone (``timezone``
     column) for hours and days: the same rule as ``views.catalogue.bucket_start``.
 
@@ -63,12 +68,12 @@ def bucket_column(granularity: str) -> Column:
     is the bucket). Hours and days are grouped by their UTC start.
     """
     if granularity == "minute":
-        return F.window(F.col("event_time"), GRANULARITIES["minute"][0])
-    local = F.from_utc_timestamp(F.col("event_time"), F.col("timezone"))
+        return F.window(F.col(time_col), GRANULARITIES["minute"][0])
+    local = F.from_utc_timestamp(F.col(time_col), F.col("timezone"))
     if granularity == "hour":
         # Floor the wall clock to the hour and take the instant's own offset back off, so
         # the two 01:00 hours of a DST fall-back night stay two buckets.
-        offset = F.unix_seconds(local) - F.unix_seconds(F.col("event_time"))
+        offset = F.unix_seconds(local) - F.unix_seconds(F.col(time_col))
         return F.timestamp_seconds(F.unix_seconds(F.date_trunc("hour", local)) - offset)
     if granularity == "day":
         return F.to_utc_timestamp(F.date_trunc("day", local), F.col("timezone"))
@@ -115,8 +120,18 @@ def _dim_col(name: str) -> str:
     return f"dim_{name}"
 
 
+# Dimensions every event has a value of; the others are conditional (an element only for
+# clicks and impressions, a goal only for conversions) or come from sessions.
+CONDITIONAL_DIMENSIONS = ("element", GOAL_VIEW)
+
+
+def _enriched(events: DataFrame, name: str) -> Column:
+    """A field of the collector's enrichment; "(none)" where it is missing."""
+    return F.coalesce(F.col(name), F.lit(NONE_VALUE)) if name in events.columns else F.lit(NONE_VALUE)
+
+
 def with_dimensions(events: DataFrame) -> DataFrame:
-    """The value of every catalogue dimension, as one column each (``dim_<name>``).
+    """The value of every event dimension of the catalogue, as one column each (``dim_<name>``).
 
     Derived once per event (URL parsing is the costly part); the batch layer caches the
     result and aggregates every granularity from it.
@@ -127,41 +142,71 @@ def with_dimensions(events: DataFrame) -> DataFrame:
         "utm_source": _utm("utm_source"),
         "utm_medium": _utm("utm_medium"),
         "utm_campaign": _utm("utm_campaign"),
+        "country": _enriched(events, "country"),
+        "device": _enriched(events, "device"),
+        "browser": _enriched(events, "browser"),
+        "os": _enriched(events, "os"),
         "event_name": F.coalesce(F.col("name"), F.col("type")),
     }
-    assert set(fixed) == set(DIMENSIONS), "every dimension of the catalogue has its expression here"
+    assert set(fixed) == set(DIMENSIONS) - set(CONDITIONAL_DIMENSIONS) - set(SESSION_DIMENSIONS), \
+        "every event dimension of the catalogue has its expression here"
     return events.select("*", *(expr.alias(_dim_col(name)) for name, expr in fixed.items()))
 
 
-def with_view_keys(events: DataFrame) -> DataFrame:
+def goal_names(goals: Sequence[Goal]) -> Column:
+    """The names of the goals an event converts (an array, usually empty): pageviews whose
+    path matches a page goal's pattern, events whose name matches an event goal."""
+    hits = []
+    for g in goals:
+        if g.kind == "page":
+            match = (F.col("type") == "pageview") & F.col("path").rlike(g.regex())
+        else:
+            match = F.coalesce(F.col("name"), F.col("type")) == F.lit(g.pattern)
+        hits.append(F.when((F.col("site") == F.lit(g.site)) & match, F.lit(g.name)))
+    if not hits:
+        return F.array().cast("array<string>")
+    return F.filter(F.array(*hits), lambda name: name.isNotNull())
+
+
+def with_view_keys(events: DataFrame, goals: Sequence[Goal] = ()) -> DataFrame:
     """One row per event and view it counts in: (``view_name``, ``dim``) is ("traffic", "")
-    for the site total, then (dimension, value) for every breakdown and (``prop:<key>``,
-    value) for every custom property. One aggregation then computes every view at once.
-    Takes the output of ``with_dimensions`` (or adds it)."""
+    for the site total, then (dimension, value) for every breakdown, ("element", name) for
+    clicks and impressions of a marked element, ("goal", name) for every goal the event
+    converts, and (``prop:<key>``, value) for every custom property. One aggregation then
+    computes every view at once. Takes the output of ``with_dimensions`` (or adds it)."""
     if _dim_col("page") not in events.columns:
         events = with_dimensions(events)
     key = "struct<view_name:string,dim:string>"
+
+    def vk(view: str | Column, dim: Column) -> Column:
+        return F.struct((F.lit(view) if isinstance(view, str) else view).alias("view_name"), dim.alias("dim"))
+
+    element = F.col("props").getItem("element")
+    fixed = [c.removeprefix("dim_") for c in events.columns if c.startswith("dim_")]
     keys = F.array(
-        F.struct(F.lit(TRAFFIC_VIEW).alias("view_name"), F.lit(TOTAL_DIM).alias("dim")),
-        *(F.struct(F.lit(name).alias("view_name"), F.col(_dim_col(name)).alias("dim")) for name in DIMENSIONS),
+        vk(TRAFFIC_VIEW, F.lit(TOTAL_DIM)),
+        *(vk(name, F.col(_dim_col(name))) for name in fixed),
+        F.when(F.col("type").isin("click", "impression") & element.isNotNull(), vk("element", element)),
     ).cast(f"array<{key}>")
+    converted = F.transform(goal_names(goals), lambda name: vk(GOAL_VIEW, name)).cast(f"array<{key}>")
     props = F.transform(
         F.map_entries(F.coalesce(F.col("props"), F.create_map().cast("map<string,string>"))),
-        lambda e: F.struct(F.concat(F.lit(PROPERTY_VIEW_PREFIX), e["key"]).alias("view_name"),
-                           F.coalesce(e["value"], F.lit(NONE_VALUE)).alias("dim")),
+        lambda e: vk(F.concat(F.lit(PROPERTY_VIEW_PREFIX), e["key"]), F.coalesce(e["value"], F.lit(NONE_VALUE))),
     ).cast(f"array<{key}>")
     needed = ["site", "type", "visitor_id", "event_time"] + (["timezone"] if "timezone" in events.columns else [])
-    return events.select(*needed, F.explode(F.concat(keys, props)).alias("_vk")).select(
+    all_keys = F.filter(F.concat(keys, converted, props), lambda k: k.isNotNull())
+    return events.select(*needed, F.explode(all_keys).alias("_vk")).select(
         *needed, F.col("_vk.view_name").alias("view_name"), F.col("_vk.dim").alias("dim"))
 
 
-def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdowns: bool = True) -> DataFrame:
-    """Every view of the catalogue for one granularity: the site total and, if
-    ``breakdowns``, every dimension and property.
+def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdowns: bool = True,
+          goals: Sequence[Goal] = ()) -> DataFrame:
+    """Every event view of the catalogue for one granularity: the site total and, if
+    ``breakdowns``, every event dimension, element, goal and property.
 
-    Output: site, view_name, dim, bucket, pageviews, events, visitors, visitors_sketch.
+    Output: site, view_name, dim, bucket and the EVENT_COLUMNS of ``views.catalogue``.
     """
-    keyed = with_view_keys(events) if breakdowns else events.withColumn(
+    keyed = with_view_keys(events, goals) if breakdowns else events.withColumn(
         "view_name", F.lit(TRAFFIC_VIEW)).withColumn("dim", F.lit(TOTAL_DIM))
     return traffic(keyed, granularity, exact_visitors=exact_visitors, keys=("view_name", "dim"))
 
@@ -170,17 +215,19 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: 
     """Pageviews and unique visitors per site and bucket, with the visitors' HLL sketch.
 
     Output: site, *keys, bucket (timestamp, bucket start), pageviews, events, visitors,
-    visitors_sketch. Hours and days need the site's ``timezone`` column (see ``bucket_column``).
+    visitors_sketch, clicks, impressions. Hours and days need the site's ``timezone`` column (see ``bucket_column``).
     """
     bucket_key = "w" if granularity == "minute" else "bucket"
     bucket = bucket_column(granularity).alias(bucket_key)
-    counts = [F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events")]
+    counts = [F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
+              F.count_if(F.col("type") == F.lit("click")).alias("clicks"),
+              F.count_if(F.col("type") == F.lit("impression")).alias("impressions")]
     if exact_visitors:
         # Batch: count distinct visitors in two steps (per visitor, then per bucket) rather
         # than count_distinct beside other aggregates, which makes Spark expand every row.
         per_visitor = events.groupBy(F.col("site"), *keys, bucket, F.col("visitor_id")).agg(*counts)
         grouped = per_visitor.groupBy("site", *keys, bucket_key).agg(
-            F.sum("pageviews").alias("pageviews"), F.sum("events").alias("events"),
+            *(F.sum(c).alias(c) for c in ("pageviews", "events", "clicks", "impressions")),
             F.count(F.col("visitor_id")).alias("visitors"),
             F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     else:
@@ -198,4 +245,56 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: 
         F.col("events").cast("long").alias("events"),
         visitors.cast("long").alias("visitors"),
         "visitors_sketch",
+        F.col("clicks").cast("long").alias("clicks"),
+        F.col("impressions").cast("long").alias("impressions"),
     )
+
+
+def session_rows(events: DataFrame, gap: str) -> DataFrame:
+    """One row per session: a visitor's events on a site until ``gap`` (e.g. "30 minutes")
+    passes without one. Spark's ``session_window`` does the grouping in both layers: exact
+    on a static frame, closed sessions in append mode on a stream (behind the watermark).
+
+    Output: site, visitor_id, [timezone,] start, end (first and last event), duration_ms,
+    pageviews, events, entry_page and exit_page (paths of the first and last pageview; ties
+    in time broken by event_id; "(none)" for a session without pageviews).
+    """
+    keys = ["site", "visitor_id"] + (["timezone"] if "timezone" in events.columns else [])
+    pageview = F.col("type") == F.lit("pageview")
+    ordered_path = F.when(pageview, F.struct("event_time", "event_id", "path"))
+    grouped = events.groupBy(*keys, F.session_window(F.col("event_time"), gap).alias("session")).agg(
+        F.min("event_time").alias("start"), F.max("event_time").alias("end"),
+        F.count_if(pageview).alias("pageviews"), F.count(F.lit(1)).alias("events"),
+        F.min(ordered_path).alias("first_pv"), F.max(ordered_path).alias("last_pv"))
+    return grouped.select(
+        *keys, "start", "end",
+        (F.unix_millis(F.col("end")) - F.unix_millis(F.col("start"))).alias("duration_ms"),
+        F.col("pageviews").cast("long").alias("pageviews"), F.col("events").cast("long").alias("events"),
+        F.coalesce(F.col("first_pv.path"), F.lit(NONE_VALUE)).alias("entry_page"),
+        F.coalesce(F.col("last_pv.path"), F.lit(NONE_VALUE)).alias("exit_page"),
+    )
+
+
+def session_views(sessions: DataFrame, granularity: str) -> DataFrame:
+    """The session measures of the site total and the entry/exit page breakdowns, each
+    session counted in the bucket where it started (hours and days need ``timezone``).
+
+    Output: site, view_name, dim, bucket and the SESSION_COLUMNS of ``views.catalogue``.
+    """
+    key = "struct<view_name:string,dim:string>"
+    keys = F.array(
+        F.struct(F.lit(TRAFFIC_VIEW).alias("view_name"), F.lit(TOTAL_DIM).alias("dim")),
+        *(F.struct(F.lit(name).alias("view_name"), F.col(name).alias("dim")) for name in SESSION_DIMENSIONS),
+    ).cast(f"array<{key}>")
+    bucket = bucket_column(granularity, "start")
+    if granularity == "minute":
+        bucket = bucket["start"]
+    keyed = sessions.select("*", F.explode(keys).alias("_vk"), bucket.alias("bucket"))
+    return keyed.groupBy("site", F.col("_vk.view_name").alias("view_name"), F.col("_vk.dim").alias("dim"),
+                         "bucket").agg(
+        F.count(F.lit(1)).alias("sessions"),
+        F.count_if(F.col("pageviews") == 1).alias("bounces"),
+        F.sum("duration_ms").alias("duration_ms"),
+        F.sum("pageviews").alias("session_pageviews"),
+    ).select("site", "view_name", "dim", "bucket", *(F.col(c).cast("long").alias(c) for c in
+                                                    ("sessions", "bounces", "duration_ms", "session_pageviews")))
