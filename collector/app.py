@@ -1,13 +1,20 @@
 """The collector's HTTP edge: POST /api/collect runs the pipeline and answers only after
-Kafka acknowledged every accepted event (acks=all, idempotent producer)."""
+Kafka acknowledged every accepted event (acks=all, idempotent producer); GET /js/tracker.js
+serves the tracker. Browsers may post only from the site's registered domains (CORS)."""
 from __future__ import annotations
 
+import gzip
+import hashlib
+import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from collector import pipeline
@@ -83,31 +90,44 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
     def too_large(_exc: Exception):
         return jsonify(error=f"request body larger than {settings.max_body_bytes} bytes"), 413
 
-    @app.post("/api/collect")
+    def keep_invalid(batch: pipeline.Batch, reason: Reason, error: str, received_at: int) -> None:
+        """A refused request's events go to `events.invalid`, best effort: the request is
+        refused either way, and the refusal is what matters here."""
+        try:
+            res.produce_all([(settings.topic_invalid, batch.site.encode(),
+                              pipeline.invalid_record(batch.site, e, reason, [error], received_at))
+                             for e in batch.events])
+        except KafkaUnavailable:
+            pass
+
+    # The body is read whatever its Content-Type: the tracker sends text/plain (no CORS
+    # preflight, and what navigator.sendBeacon sends for a string), others application/json.
+    @app.post("/api/collect", provide_automatic_options=False)
     def collect():
         received_at = int(time.time() * 1000)
+        origin = request.headers.get("Origin")
         try:
             batch = pipeline.parse(request.get_data(cache=False), settings.max_events_per_request)
         except RequestRejected as exc:
             return jsonify(error=exc.message, reason=exc.reason.value), exc.status
         try:
             res.registries()
-            site_known = res.sites.known(batch.site)
+            domains = res.sites.domains(batch.site)
         except Exception as exc:
             log.error("site registry unavailable: %s", exc)
             return _unavailable("site registry (Cassandra) unavailable; retry later")
-        records: list[tuple[str, bytes, Any]] = []
-        if not site_known:
-            records = [(settings.topic_invalid, batch.site.encode(),
-                        pipeline.invalid_record(batch.site, e, Reason.UNKNOWN_SITE, ["unknown site"], received_at))
-                       for e in batch.events]
-            try:
-                res.produce_all(records)
-            except KafkaUnavailable:
-                pass  # the request is refused either way; the refusal is what matters here
+        if domains is None:
+            keep_invalid(batch, Reason.UNKNOWN_SITE, "unknown site", received_at)
             return jsonify(error=f"unknown site {batch.site!r}: register it with `parallax site add`",
                            reason=Reason.UNKNOWN_SITE.value), 400
+        if origin is not None and not origin_allowed(origin, domains):
+            error = (f"origin {origin!r} may not send events for site {batch.site!r}: its host is not one of "
+                     f"the site's registered domains or their subdomains")
+            keep_invalid(batch, Reason.ORIGIN_NOT_ALLOWED, error, received_at)
+            return jsonify(error=error, reason=Reason.ORIGIN_NOT_ALLOWED.value), 403
+        g.cors_origin = origin  # judged: the browser may read this answer (see cors_headers)
 
+        records: list[tuple[str, bytes, Any]] = []
         checked = pipeline.validate(batch.events)
         ip = request.remote_addr or ""
         ua = request.headers.get("User-Agent", "")
@@ -132,11 +152,96 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
             body["error"] = "no valid event in the request"
         return jsonify(body), status
 
+    @app.route("/api/collect", methods=["OPTIONS"])
+    def collect_preflight():
+        """A preflight carries no body, so the site is unknown here: allow the method and
+        header to any origin, and judge the origin on the POST itself."""
+        response = Response(status=204)
+        origin = request.headers.get("Origin")
+        if origin:
+            response.headers.update(_PREFLIGHT)
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+        return response
+
+    @app.after_request
+    def cors_headers(response: Response) -> Response:
+        if request.method == "POST" and request.path == "/api/collect" and "Origin" in request.headers:
+            response.vary.add("Origin")
+            if g.get("cors_origin"):
+                response.headers["Access-Control-Allow-Origin"] = g.cors_origin
+                response.headers["Access-Control-Expose-Headers"] = "Retry-After"  # the tracker honours it
+        return response
+
+    tracker = StaticAsset(STATIC_DIR / "tracker.js")
+
+    @app.get("/js/tracker.js")
+    def tracker_js():
+        return tracker.response()
+
     @app.get("/health")
     def health():
         return jsonify(status="ok")
 
     return app
+
+
+STATIC_DIR = Path(__file__).with_name("static")
+_PREFLIGHT = {"Access-Control-Allow-Methods": "POST", "Access-Control-Allow-Headers": "Content-Type",
+              "Access-Control-Max-Age": "7200"}  # Chromium caps the preflight cache at 2 hours
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_allowed(origin: str, domains: Iterable[str]) -> bool:
+    """Whether a browser's Origin belongs to a site: its host is a registered domain or a
+    subdomain of one (a domain registered with a port matches that port only). localhost
+    and 127.0.0.1 get no favour: they pass only when the site registers them."""
+    parts = urlsplit(origin)
+    try:
+        host, port = parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:  # a malformed port
+        return False
+    if parts.scheme not in _DEFAULT_PORTS or not host:  # also the opaque origin "null"
+        return False
+    for domain in domains:
+        name, _, want_port = domain.lower().partition(":")
+        if want_port and int(want_port) != port:
+            continue
+        if host == name or (host.endswith("." + name) and not _is_ip(name)):
+            return True
+    return False
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return False
+
+
+class StaticAsset:
+    """A small file served from memory, gzipped when the client accepts it, with an ETag
+    so that a cached copy is revalidated with a 304."""
+
+    def __init__(self, path: Path, max_age: int = 3600) -> None:
+        self.raw = path.read_bytes()
+        self.gzipped = gzip.compress(self.raw, compresslevel=9, mtime=0)
+        self.etag = hashlib.sha256(self.raw).hexdigest()[:20]
+        self.max_age = max_age  # the tag's URL is not versioned: a new tracker reaches visitors within this
+
+    def response(self) -> Response:
+        use_gzip = request.accept_encodings["gzip"] > 0
+        response = Response(self.gzipped if use_gzip else self.raw, mimetype="text/javascript")
+        if use_gzip:
+            response.headers["Content-Encoding"] = "gzip"
+        response.set_etag(self.etag + ("-gz" if use_gzip else ""))
+        response.vary.add("Accept-Encoding")
+        response.cache_control.public = True
+        response.cache_control.max_age = self.max_age
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Access-Control-Allow-Origin"] = "*"  # lets a page use crossorigin + integrity
+        return response.make_conditional(request)
 
 
 def _unavailable(message: str):

@@ -23,6 +23,7 @@ class Reason(str, Enum):
     MALFORMED_BODY = "malformed_body"
     BATCH_TOO_LARGE = "batch_too_large"
     UNKNOWN_SITE = "unknown_site"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     SCHEMA = "schema_violation"
 
 

@@ -1,4 +1,4 @@
-"""Which sites exist, and today's visitor-id salt: read from Cassandra, cached briefly."""
+"""Which sites exist (and their domains), and today's visitor-id salt: read from Cassandra, cached briefly."""
 from __future__ import annotations
 
 import os
@@ -9,27 +9,33 @@ from typing import Any
 
 
 class SiteRegistry:
-    """Registered sites. Known sites are cached for ``ttl`` seconds; an unknown one is looked
-    up by key every time, so a site is accepted the moment it is registered."""
+    """Registered sites and their domains. A known site is cached for ``ttl`` seconds; an
+    unknown one is looked up by key every time, so a site is accepted the moment it is
+    registered (a change of a known site's domains applies within ``ttl``)."""
 
     def __init__(self, session: Any, keyspace: str, ttl: float = 60.0) -> None:
         self.session, self.ttl = session, ttl
-        self._one = session.prepare(f"SELECT site FROM {keyspace}.sites WHERE site = ?")
-        self._known: dict[str, float] = {}
+        self._one = session.prepare(f"SELECT domains FROM {keyspace}.sites WHERE site = ?")
+        self._known: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
-    def known(self, site: str) -> bool:
+    def domains(self, site: str) -> frozenset[str] | None:
+        """The site's registered domains (lowercase, maybe with a port), or None if unknown."""
         with self._lock:
             seen = self._known.get(site)
-        if seen is not None and time.monotonic() - seen < self.ttl:
-            return True
-        found = self.session.execute(self._one, (site,)).one() is not None
+        if seen is not None and time.monotonic() - seen[0] < self.ttl:
+            return seen[1]
+        row = self.session.execute(self._one, (site,)).one()
+        found = None if row is None else frozenset(d.lower() for d in row.domains or ())
         with self._lock:
-            if found:
-                self._known[site] = time.monotonic()
-            else:
+            if found is None:
                 self._known.pop(site, None)
+            else:
+                self._known[site] = (time.monotonic(), found)
         return found
+
+    def known(self, site: str) -> bool:
+        return self.domains(site) is not None
 
 
 class DailySalt:
