@@ -184,11 +184,16 @@ class CliProcess:
                                f"{tail(self.log_path)}")
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 60) -> int | None:
-        """Signal the process group; SIGKILL it if it has not ended after ``timeout``."""
+        """Signal the process; SIGKILL its group if it has not ended after ``timeout``."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            _signal_group(self.proc.pid, sig)
+            # A polite signal goes to the process alone, so that it can stop its JVM child
+            # cleanly (PySpark's JVM dies at once on SIGTERM); SIGKILL takes the whole group.
+            if sig == signal.SIGKILL:
+                _signal_group(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

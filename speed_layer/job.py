@@ -192,7 +192,8 @@ class DroppedLateListener(StreamingQueryListener):
     def __init__(self, session: Any, keyspace: str) -> None:
         self.session = session
         self.insert = session.prepare(
-            f"INSERT INTO {keyspace}.speed_dropped (query, day, batch_id, dropped, at) VALUES (?, ?, ?, ?, ?)")
+            f"INSERT INTO {keyspace}.speed_dropped (query, day, query_id, batch_id, dropped, at) "
+            "VALUES (?, ?, ?, ?, ?, ?)")
 
     def onQueryStarted(self, event: Any) -> None:
         pass
@@ -205,7 +206,8 @@ class DroppedLateListener(StreamingQueryListener):
             log.warning("%s micro-batch %d dropped %d events behind the watermark (left to the batch layer)",
                         progress.name, progress.batchId, dropped)
             try:
-                self.session.execute(self.insert, (progress.name, now.date(), progress.batchId, dropped, now))
+                self.session.execute(self.insert, (progress.name, now.date(), str(progress.id), progress.batchId,
+                                                   dropped, now))
             except Exception as exc:  # the count is a diagnostic: never let it stop the stream
                 log.warning("could not record the dropped count: %s", exc)
 
