@@ -9,7 +9,7 @@ export UV_CACHE_DIR := $(CACHE)/uv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench stack-up stack-down clean-state
+.PHONY: setup browser demo test bench stack-up stack-down clean-state
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,18 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/parallax demo
 
+# The tracker's browser tests drive Debian's Chromium (Playwright's own download is not
+# used); install it when it is missing, or point PARALLAX_CHROMIUM at another Chromium.
+browser:
+	@if [ -z "$$PARALLAX_CHROMIUM" ] && ! command -v chromium >/dev/null; then \
+		echo "installing Debian's chromium for the tracker's browser tests"; \
+		$$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends chromium \
+		|| { $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get update && \
+		     $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends chromium; }; \
+	fi
+
 # pytest exits 5 when it collected no test: that is not a failure of the suite.
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 # Benchmarks need the stack (`make stack-up`); figures go to BENCHMARKS.md by hand.

@@ -115,6 +115,14 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     assert rep["totals"]["visitors"] == 5  # v1..v4 and one cookieless visitor
     assert all(not b["final"] for b in rep["buckets"])
 
+    # Realtime: the last five minutes and the current one, from the speed views.
+    rt = requests.get(f"{serving_url}/api/v1/sites/{site}/realtime", timeout=30).json()
+    since = datetime.fromisoformat(rt["minutes"][0]["start"]).timestamp() * 1000
+    in_window = [e for e in {e["event_id"]: e for e in today_events}.values() if e["ts"] >= since]
+    assert len(rt["minutes"]) == 6 and rt["minutes"][-1]["start"] == rt["current_minute"]["start"]
+    assert rt["visitors_last_5_minutes"] == len({e.get("visitor_id") or cookieless for e in in_window})
+    assert sum(m["pageviews"] for m in rt["minutes"]) == sum(e["type"] == "pageview" for e in in_window)
+
     # The live push reached the site's room.
     wait_for("a live update for the site", lambda: [u for u in live_updates if u["site"] == site], timeout=60)
     sio.disconnect()
