@@ -18,6 +18,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from collector import pipeline
+from collector.enrichment import CountryDb, describe_client, warm_up
 from collector.pipeline import Reason, RequestRejected
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,11 @@ class KafkaUnavailable(Exception):
 
 class Resources:
     """Kafka producer and Cassandra-backed registries, created lazily once per process
-    (so that each server worker, after fork, gets its own)."""
+    (so that each server worker, after fork, gets its own); the offline country database."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
+        self.countries = CountryDb(settings.geoip_db)
         self._lock = threading.Lock()
         self._producer: Any = None
         self._session: Any = None
@@ -84,6 +86,9 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
     if test_config:
         app.config.update(test_config)
     res = Resources(settings)
+    # At start rather than in the first request; a missing database is reported now.
+    res.countries.open()
+    warm_up()
     app.extensions["parallax.collector"] = res
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -129,11 +134,14 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
 
         records: list[tuple[str, bytes, Any]] = []
         checked = pipeline.validate(batch.events)
+        # The peer's address: X-Forwarded-For is not trusted (any client can send one).
         ip = request.remote_addr or ""
         ua = request.headers.get("User-Agent", "")
         salt = res.salts.for_day(pipeline.today_utc(received_at))
+        client = describe_client(ip, ua, res.countries)  # once per request: its events share the client
         for _, event in checked.valid:
-            enriched = pipeline.enrich(event, batch.site, salt=salt, ip=ip, user_agent=ua, received_at=received_at)
+            enriched = pipeline.enrich(event, batch.site, salt=salt, ip=ip, user_agent=ua, received_at=received_at,
+                                       client=client)
             records.append((settings.topic_events, pipeline.kafka_key(batch.site, enriched["visitor_id"]), enriched))
         for _, event, errors in checked.rejected:
             records.append((settings.topic_invalid, batch.site.encode(),
@@ -143,6 +151,7 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
         except KafkaUnavailable as exc:
             log.warning("Kafka did not acknowledge %d records: %s", len(records), exc)
             return _unavailable("events could not be stored (Kafka unavailable); retry later")
+        pipeline.count_enriched(client, len(checked.valid))
         body = {
             "accepted": len(checked.valid),
             "rejected": [{"index": i, "errors": errs} for i, _, errs in checked.rejected],

@@ -2,12 +2,15 @@
 
 Each step is pure (produce aside, which the HTTP edge does last). A rejected request or
 event carries a typed reason and readable messages; rejected events are kept, with their
-reason, in Kafka `events.invalid`.
+reason, in Kafka `events.invalid`. Enrichment (device, browser, OS, country) is worked
+out once per request (``collector.enrichment.describe_client``) and copied to its events.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
@@ -16,6 +19,7 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
+from collector.enrichment import BOT, Client, describe_client
 from schemas import EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSIONS, event_schema
 
 
@@ -99,9 +103,13 @@ def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent: str, received_at: int) -> dict[str, Any]:
+def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent: str, received_at: int,
+           client: Client | None = None) -> dict[str, Any]:
     """The enriched event written to Kafka `events` (see ``schemas.ENRICHED_EVENT_DDL``).
-    The IP is used for the visitor id only and is not part of the output."""
+    The IP and the User-Agent go into the visitor id and ``client`` (the request's device,
+    browser, OS and country; worked out from them, without a country, when not given)
+    only: neither is part of the output."""
+    client = client or describe_client(ip, user_agent, None)
     return {
         "event_id": event["event_id"].lower(),
         "site": site,
@@ -115,7 +123,28 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
         "schema_version": event.get("schema_version", EVENT_SCHEMA_VERSION),
         "name": event.get("name"),
         "props": _string_props(event.get("props")),
+        **client.fields(),
     }
+
+
+# What this process enriched, by outcome (events stored; those of bots; those without a
+# country), for the collector's metrics. Per process: each server worker keeps its own.
+outcomes: Counter[str] = Counter()
+_outcomes_lock = threading.Lock()
+
+
+def count_enriched(client: Client, events: int) -> None:
+    """Count a request's events once Kafka has them (a refused request is retried and
+    would otherwise count twice)."""
+    if events == 0:
+        return
+    with _outcomes_lock:
+        outcomes["events"] += events
+        if client.device == BOT:
+            outcomes["bot_events"] += events
+            outcomes["bot_requests"] += 1
+        if client.country is None:
+            outcomes["no_country_events"] += events
 
 
 def _string_props(props: Any) -> dict[str, str] | None:

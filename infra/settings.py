@@ -82,6 +82,12 @@ class Settings:
         return Path(_env("checkpoint_dir", str(self.var_dir / "checkpoints")))
 
     @property
+    def geoip_db(self) -> Path:
+        """The offline IP -> country database (MaxMind DB format) the collector reads;
+        `parallax stack fetch` installs DB-IP Lite Country here."""
+        return Path(_env("geoip_db", str(self.cache_dir / "geoip" / "dbip-country.mmdb")))
+
+    @property
     def airflow_home(self) -> Path:
         return Path(_env("airflow_home", str(self.var_dir / "airflow")))
 

@@ -83,14 +83,17 @@ def apply_schema(settings: Settings) -> None:
 
 
 def fetch(settings: Settings) -> None:
-    """Everything the stack needs on disk: jars (cached outside the clone) and Airflow's DB."""
+    """Everything the stack needs on disk: jars and the collector's country database (cached
+    outside the clone) and Airflow's DB."""
     check_java()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     kafka.install(settings)
     cassandra.install(settings)
+    from infra.geoip import fetch_country_db
     from infra.spark import connector_jars
 
     connector_jars(settings)
+    fetch_country_db(settings)
     airflow_env.migrate_db(settings)
     log.info("jars cached in %s; Airflow database ready in %s", settings.cache_dir, settings.airflow_home)
 
