@@ -18,12 +18,24 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
 from views.goals import Goal, read_goals
 from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params
-from views.transforms import dedupe_events, local_date, session_rows, session_views, views, with_dimensions
+from views.transforms import (
+    dedupe_events,
+    local_date,
+    rollup_partials,
+    session_rows,
+    session_views,
+    views,
+    views_from_partials,
+    visitor_partials,
+    with_dimensions,
+    with_view_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +63,19 @@ def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, s
     return read_days(spark, master_dir, day, day, sites)
 
 
-def day_views(deduped: DataFrame, goals: tuple[Goal, ...] = ()) -> dict[str, DataFrame]:
+def day_views(deduped: DataFrame, goals: tuple[Goal, ...] = ()) -> tuple[dict[str, DataFrame], DataFrame]:
     """Every granularity's exact event views of one day's deduplicated events (with their
-    dimensions): the site total at every granularity, breakdowns at hours and days."""
-    return {g: views(deduped, g, exact_visitors=True, breakdowns=g in BREAKDOWN_GRANULARITIES, goals=goals)
-            for g in GRANULARITIES}
+    dimensions): the site total at every granularity, breakdowns at hours and days.
+
+    Every event is exploded into its views once: the visitor partials of the hours are
+    kept (returned too, for the caller to unpersist), and the days are rolled up from them
+    rather than from the events again."""
+    assert BREAKDOWN_GRANULARITIES == ("hour", "day")
+    keys = ("view_name", "dim")
+    hours = visitor_partials(with_view_keys(deduped, goals), "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
+    return {"minute": views(deduped, "minute", exact_visitors=True, breakdowns=False),
+            "hour": views_from_partials(hours, keys),
+            "day": views_from_partials(rollup_partials(hours, "day", keys), keys)}, hours
 
 
 def day_sessions(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str], gap: str) -> DataFrame | None:
@@ -105,8 +125,10 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
         log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(raw.values()),
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
         goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
-        for granularity, view in day_views(deduped, goals).items():
+        event_views, hours = day_views(deduped, goals)
+        for granularity, view in event_views.items():
             write_views(session, keyspace, view, granularity, "event", now, f"{day}: {granularity} event views")
+        hours.unpersist()
         deduped.unpersist()
         sessions = day_sessions(spark, master_dir, day, sites, session_gap).cache()
         for granularity in GRANULARITIES:

@@ -30,7 +30,8 @@ def write(cassandra, keyspace: str, table: str, site: str, granularity: str, buc
           visitors: list[str]) -> None:
     from views.store import upsert, upsert_cql, view_params
 
-    row = {"site": site, "bucket": bucket, "pageviews": pageviews, "events": pageviews, "visitors": len(set(visitors)),
+    row = {"site": site, "bucket": bucket, "pageviews": pageviews, "events": pageviews, "clicks": 0, "impressions": 0,
+           "visitors": len(set(visitors)),
            "visitors_sketch": sketch(visitors)}
     upsert(cassandra, cassandra.prepare(upsert_cql(keyspace, table)), [view_params(row, granularity, datetime.now(UTC))])
 

@@ -211,43 +211,72 @@ def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdow
     return traffic(keyed, granularity, exact_visitors=exact_visitors, keys=("view_name", "dim"))
 
 
+COUNT_COLUMNS = ("pageviews", "events", "clicks", "impressions")
+
+
+def _counts() -> list[Column]:
+    """The event counts of a view row, from events."""
+    return [F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
+            F.count_if(F.col("type") == F.lit("click")).alias("clicks"),
+            F.count_if(F.col("type") == F.lit("impression")).alias("impressions")]
+
+
+def _view_row(grouped: DataFrame, keys: tuple[str, ...], visitors: Column) -> DataFrame:
+    return grouped.select("site", *keys, "bucket", *(F.col(c).cast("long").alias(c) for c in ("pageviews", "events")),
+                          visitors.cast("long").alias("visitors"), "visitors_sketch",
+                          *(F.col(c).cast("long").alias(c) for c in ("clicks", "impressions")))
+
+
 def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: tuple[str, ...] = ()) -> DataFrame:
     """Pageviews and unique visitors per site and bucket, with the visitors' HLL sketch.
 
     Output: site, *keys, bucket (timestamp, bucket start), pageviews, events, visitors,
     visitors_sketch, clicks, impressions. Hours and days need the site's ``timezone`` column (see ``bucket_column``).
     """
-    bucket_key = "w" if granularity == "minute" else "bucket"
-    bucket = bucket_column(granularity).alias(bucket_key)
-    counts = [F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
-              F.count_if(F.col("type") == F.lit("click")).alias("clicks"),
-              F.count_if(F.col("type") == F.lit("impression")).alias("impressions")]
     if exact_visitors:
-        # Batch: count distinct visitors in two steps (per visitor, then per bucket) rather
-        # than count_distinct beside other aggregates, which makes Spark expand every row.
-        per_visitor = events.groupBy(F.col("site"), *keys, bucket, F.col("visitor_id")).agg(*counts)
-        grouped = per_visitor.groupBy("site", *keys, bucket_key).agg(
-            *(F.sum(c).alias(c) for c in ("pageviews", "events", "clicks", "impressions")),
-            F.count(F.col("visitor_id")).alias("visitors"),
-            F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
-    else:
-        # Streaming: one aggregation (update mode cannot chain two); visitors from the sketch.
-        grouped = events.groupBy(F.col("site"), *keys, bucket).agg(
-            *counts, F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
+        return views_from_partials(visitor_partials(events, granularity, keys), keys)
+    # Streaming: one aggregation (update mode cannot chain two); visitors from the sketch.
+    bucket = bucket_column(granularity).alias("w" if granularity == "minute" else "bucket")
+    grouped = events.groupBy(F.col("site"), *keys, bucket).agg(
+        *_counts(), F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     if granularity == "minute":
         grouped = grouped.withColumn("bucket", F.col("w.start"))
-    visitors = F.col("visitors") if exact_visitors else F.hll_sketch_estimate(F.col("visitors_sketch"))
-    return grouped.select(
-        "site",
-        *keys,
-        "bucket",
-        F.col("pageviews").cast("long").alias("pageviews"),
-        F.col("events").cast("long").alias("events"),
-        visitors.cast("long").alias("visitors"),
-        "visitors_sketch",
-        F.col("clicks").cast("long").alias("clicks"),
-        F.col("impressions").cast("long").alias("impressions"),
-    )
+    return _view_row(grouped, keys, F.hll_sketch_estimate(F.col("visitors_sketch")))
+
+
+def visitor_partials(events: DataFrame, granularity: str, keys: tuple[str, ...]) -> DataFrame:
+    """Exact counting's first step: the counts of each visitor in each view and bucket.
+
+    Counting distinct visitors in two steps (per visitor, then per bucket) avoids
+    count_distinct beside other aggregates, which makes Spark expand every row; and the
+    partials of a fine granularity roll up into a coarser one (``rollup_partials``)
+    without going back to the events.
+    """
+    bucket = bucket_column(granularity)
+    if granularity == "minute":
+        bucket = bucket["start"]
+    zone = ["timezone"] if "timezone" in events.columns else []
+    return events.groupBy("site", *keys, bucket.alias("bucket"), "visitor_id", *zone).agg(*_counts())
+
+
+def rollup_partials(partials: DataFrame, granularity: str, keys: tuple[str, ...]) -> DataFrame:
+    """Visitor partials of a finer granularity summed into ``granularity`` buckets (an
+    hour of the site's clock lies in one of its days)."""
+    bucket = bucket_column(granularity, "bucket")
+    if granularity == "minute":
+        bucket = bucket["start"]
+    zone = ["timezone"] if "timezone" in partials.columns else []
+    return partials.groupBy("site", *keys, bucket.alias("bucket"), "visitor_id", *zone).agg(
+        *(F.sum(c).alias(c) for c in COUNT_COLUMNS))
+
+
+def views_from_partials(partials: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """The view rows of visitor partials: counts summed, visitors counted exactly, and the
+    visitors' HLL sketch for later unions."""
+    grouped = partials.groupBy("site", *keys, "bucket").agg(
+        *(F.sum(c).alias(c) for c in COUNT_COLUMNS), F.count(F.col("visitor_id")).alias("visitors"),
+        F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
+    return _view_row(grouped, keys, F.col("visitors"))
 
 
 def session_rows(events: DataFrame, gap: str) -> DataFrame:
