@@ -35,13 +35,14 @@ def generate(spark, path: Path, n: int) -> None:
                                           "/about", "/signup", "/contact"]])
     refs = F.array(*[F.lit(x) for x in ["", "", "https://www.google.com/", "https://news.ycombinator.com/",
                                          "https://partner.example/", "https://site.test/"]])
-    types = F.array(F.lit("pageview"), F.lit("pageview"), F.lit("pageview"), F.lit("click"), F.lit("custom"))
+    types = F.array(*[F.lit(t) for t in ("pageview", "pageview", "pageview", "click", "impression", "custom")])
     page = paths[F.abs(h % 10)]
+    kind = types[F.abs(F.xxhash64(r, F.lit(1)) % 6)]
     events = spark.range(n).select(
         F.to_json(F.struct(
             F.expr("uuid()").alias("event_id"),
             F.concat(F.lit("site-"), (F.abs(h) % SITES).cast("string")).alias("site"),
-            types[F.abs(F.xxhash64(r, F.lit(1)) % 5)].alias("type"),
+            kind.alias("type"),
             (F.lit(start_ms) + F.abs(F.xxhash64(r, F.lit(2)) % 86_400_000)).alias("ts"),
             F.concat(F.lit("https://site.test"), page,
                      F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news&utm_campaign=june")).otherwise(F.lit(""))).alias("url"),
@@ -49,39 +50,77 @@ def generate(spark, path: Path, n: int) -> None:
             refs[F.abs(F.xxhash64(r, F.lit(3)) % 6)].alias("referrer"),
             F.concat(F.lit("v"), (F.abs(F.xxhash64(r, F.lit(4))) % (n // 8 + 1)).cast("string")).alias("visitor_id"),
             F.lit(0).alias("received_at"), F.lit(2).alias("schema_version"),
+            F.when(kind == "custom", F.lit("signup")).alias("name"),
+            F.when(kind.isin("click", "impression"),
+                   F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
+            F.array(*[F.lit(c) for c in ("FR", "US", "DE", "IN")])[F.abs(F.xxhash64(r, F.lit(5)) % 4)].alias("country"),
+            F.array(*[F.lit(c) for c in ("desktop", "mobile", "tablet")])[F.abs(F.xxhash64(r, F.lit(6)) % 3)]
+            .alias("device"),
+            F.lit("Firefox").alias("browser"), F.lit("Linux").alias("os"),
         )).alias("value"))
     archive_frame(events).write.mode("overwrite").partitionBy("date").parquet(str(path))
 
 
 def duckdb_views(master: Path) -> tuple[float, int]:
-    """The same views in DuckDB: site totals at minute/hour/day, breakdowns at hour/day,
-    exact unique visitors. Returns (seconds, rows)."""
+    """The same views in DuckDB: site totals at minute/hour/day, every breakdown (goals and
+    elements included) at hour/day, exact unique visitors, and the session views (site
+    total, entry and exit pages) at minute/hour/day. Returns (seconds, rows)."""
     import duckdb
 
     con = duckdb.connect()
     con.execute(f"SET threads TO {os.cpu_count()}")
     t0 = time.perf_counter()
     con.execute(f"""CREATE TEMP TABLE ev AS SELECT DISTINCT ON (event_id) * FROM
-                    read_parquet('{master}/*/*.parquet', hive_partitioning = true)""")
+                    read_parquet('{master}/*/*.parquet', hive_partitioning = true, union_by_name = true)""")
     source = """CASE WHEN url LIKE '%utm_source=%' THEN 'campaign'
                      WHEN referrer IS NULL OR referrer = '' THEN 'direct'
                      WHEN referrer LIKE '%site.test%' THEN 'internal'
                      WHEN referrer LIKE '%google.%' THEN 'search'
                      WHEN referrer LIKE '%news.ycombinator.com%' THEN 'social' ELSE 'other sites' END"""
-    keyed = f"""SELECT *, unnest([
+    keyed = f"""SELECT *, unnest(list_filter([
         {{'v': 'traffic', 'd': ''}}, {{'v': 'page', 'd': path}}, {{'v': 'referrer_source', 'd': {source}}},
-        {{'v': 'utm_source', 'd': coalesce(regexp_extract(url, 'utm_source=([^&]*)', 1), '(none)')}},
+        {{'v': 'utm_source', 'd': coalesce(nullif(regexp_extract(url, 'utm_source=([^&]*)', 1), ''), '(none)')}},
         {{'v': 'utm_medium', 'd': coalesce(nullif(regexp_extract(url, 'utm_medium=([^&]*)', 1), ''), '(none)')}},
         {{'v': 'utm_campaign', 'd': coalesce(nullif(regexp_extract(url, 'utm_campaign=([^&]*)', 1), ''), '(none)')}},
-        {{'v': 'event_name', 'd': coalesce(name, type)}}]) AS k FROM ev"""
+        {{'v': 'country', 'd': coalesce(country, '(none)')}}, {{'v': 'device', 'd': coalesce(device, '(none)')}},
+        {{'v': 'browser', 'd': coalesce(browser, '(none)')}}, {{'v': 'os', 'd': coalesce(os, '(none)')}},
+        {{'v': 'event_name', 'd': coalesce(name, type)}},
+        CASE WHEN type IN ('click', 'impression') AND props['element'] IS NOT NULL
+             THEN {{'v': 'element', 'd': props['element']}} END,
+        CASE WHEN type = 'pageview' AND path = '/signup' THEN {{'v': 'goal', 'd': 'Signup page'}} END,
+        CASE WHEN coalesce(name, type) = 'signup' THEN {{'v': 'goal', 'd': 'Signed up'}} END,
+        {{'v': 'prop:element', 'd': props['element']}}], x -> x IS NOT NULL AND x.d IS NOT NULL)) AS k FROM ev"""
+    counts = """count(*) FILTER (WHERE type = 'pageview') AS pageviews, count(*) AS events,
+                count(*) FILTER (WHERE type = 'click') AS clicks,
+                count(*) FILTER (WHERE type = 'impression') AS impressions,
+                count(DISTINCT visitor_id) AS visitors"""
     rows = 0
     for unit, breakdowns in (("minute", False), ("hour", True), ("day", True)):
         source_rel = f"({keyed})" if breakdowns else "(SELECT *, {'v': 'traffic', 'd': ''} AS k FROM ev)"
         rows += con.execute(f"""SELECT count(*) FROM (
-            SELECT site, k.v, k.d, date_trunc('{unit}', event_time) AS bucket,
-                   count(*) FILTER (WHERE type = 'pageview') AS pageviews, count(*) AS events,
-                   count(DISTINCT visitor_id) AS visitors
+            SELECT site, k.v, k.d, date_trunc('{unit}', event_time) AS bucket, {counts}
             FROM {source_rel} GROUP BY ALL)""").fetchone()[0]
+    # Sessions: more than 30 minutes without an event starts a new one.
+    con.execute("""CREATE TEMP TABLE sessions AS
+        WITH marked AS (
+            SELECT *, CASE WHEN event_time - lag(event_time) OVER w > INTERVAL 30 MINUTE
+                                OR lag(event_time) OVER w IS NULL THEN 1 ELSE 0 END AS starts
+            FROM ev WINDOW w AS (PARTITION BY site, visitor_id ORDER BY event_time, event_id)),
+        numbered AS (
+            SELECT *, sum(starts) OVER (PARTITION BY site, visitor_id ORDER BY event_time, event_id) AS n FROM marked)
+        SELECT site, visitor_id, n, min(event_time) AS start, max(event_time) - min(event_time) AS duration,
+               count(*) FILTER (WHERE type = 'pageview') AS pageviews,
+               coalesce(arg_min(path, (event_time, event_id)) FILTER (WHERE type = 'pageview'), '(none)') AS entry_page,
+               coalesce(arg_max(path, (event_time, event_id)) FILTER (WHERE type = 'pageview'), '(none)') AS exit_page
+        FROM numbered GROUP BY ALL""")
+    for unit in ("minute", "hour", "day"):
+        rows += con.execute(f"""SELECT count(*) FROM (
+            SELECT site, k.v, k.d, date_trunc('{unit}', start) AS bucket, count(*) AS sessions,
+                   count(*) FILTER (WHERE pageviews = 1) AS bounces, sum(epoch_ms(duration)) AS duration_ms,
+                   sum(pageviews) AS session_pageviews
+            FROM (SELECT *, unnest([{{'v': 'traffic', 'd': ''}}, {{'v': 'entry_page', 'd': entry_page}},
+                                    {{'v': 'exit_page', 'd': exit_page}}]) AS k FROM sessions)
+            GROUP BY ALL)""").fetchone()[0]
     return time.perf_counter() - t0, rows
 
 
@@ -95,8 +134,9 @@ def main() -> None:
     from batch_layer.job import run_day
     from infra.clients import cassandra_session
     from infra.settings import load_settings
-    from infra.sites import add_site
+    from infra.sites import add_goal, add_site
     from infra.spark import get_session
+    from views.goals import Goal
 
     settings = load_settings()
     spark = get_session(settings, "parallax-batch-bench")
@@ -104,9 +144,11 @@ def main() -> None:
     zones = {f"site-{i}": "UTC" for i in range(SITES)}
     for site in zones:
         add_site(session, settings.keyspace, site, ["site.test"], "UTC")
+        add_goal(session, settings.keyspace, Goal(site, "Signup page", "page", "/signup"))
+        add_goal(session, settings.keyspace, Goal(site, "Signed up", "event", "signup"))
     results = []
     for n in args.events:
-        master = settings.var_dir / "bench" / f"master-{n}"
+        master = settings.var_dir / "bench" / f"master-v2-{n}"  # v2: the whole catalogue's fields
         if not (master / "_SUCCESS").exists():
             t0 = time.perf_counter()
             generate(spark, master, n)
