@@ -188,8 +188,12 @@ def goal_remove(settings, site_id: str, name: str) -> None:
 
 
 def _gunicorn(app: str, port: int, workers: int, threads: int) -> None:
+    # The access log leaves out the client's address and user agent: no raw IP is stored.
+    # No control socket: its default path is shared by every gunicorn of the user.
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--threads", str(threads), "--access-logfile", "-", "--graceful-timeout", "10", app]
+            "--threads", str(threads), "--access-logfile", "-",
+            "--access-logformat", '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms', "--no-control-socket",
+            "--graceful-timeout", "10", app]
     os.execv(sys.executable, argv)
 
 

@@ -23,7 +23,8 @@ ENRICHED_EVENT_DDL = (
     # Filled in by the collector's enrichment; null in events archived before it existed.
     "country STRING, device STRING, browser STRING, os STRING"
 )
-ENRICHED_EVENT_FIELDS = tuple(part.split()[0] for part in ENRICHED_EVENT_DDL.split(", "))
+# Field names: each starts the DDL or follows a top-level comma (not the one in MAP<..., ...>).
+ENRICHED_EVENT_FIELDS = tuple(re.findall(r"(?:^|,\s)(\w+) (?=[A-Z])", ENRICHED_EVENT_DDL))
 
 
 @lru_cache
