@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
 from views.goals import Goal, read_goals
-from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params
+from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params, view_partition
 from views.transforms import (
     dedupe_events,
     local_date,
@@ -33,6 +33,7 @@ from views.transforms import (
     views,
     views_from_partials,
     visitor_partials,
+    with_bucket,
     with_dimensions,
     with_view_keys,
 )
@@ -72,7 +73,8 @@ def day_views(deduped: DataFrame, goals: tuple[Goal, ...] = ()) -> tuple[dict[st
     rather than from the events again."""
     assert BREAKDOWN_GRANULARITIES == ("hour", "day")
     keys = ("view_name", "dim")
-    hours = visitor_partials(with_view_keys(deduped, goals), "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
+    keyed = with_view_keys(with_bucket(deduped, "hour"), goals)
+    hours = visitor_partials(keyed, "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
     return {"minute": views(deduped, "minute", exact_visitors=True, breakdowns=False),
             "hour": views_from_partials(hours, keys),
             "day": views_from_partials(rollup_partials(hours, "day", keys), keys)}, hours
@@ -153,7 +155,8 @@ def write_views(session: Any, keyspace: str, view: DataFrame, granularity: str, 
     rows = [r.asDict() for r in view.collect()]
     t1 = time.perf_counter()
     statement = session.prepare(upsert_cql(keyspace, BATCH_TABLE, kind))
-    written = upsert(session, statement, (view_params(r, granularity, now, kind) for r in rows))
+    written = upsert(session, statement, (view_params(r, granularity, now, kind) for r in rows),
+                     partition_of=view_partition)
     log.info("%s: %d rows computed in %.1fs, written in %.1fs", what, written, t1 - t0, time.perf_counter() - t1)
     return written
 

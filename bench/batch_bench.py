@@ -89,7 +89,7 @@ def duckdb_views(master: Path) -> tuple[float, int]:
              THEN {{'v': 'element', 'd': props['element']}} END,
         CASE WHEN type = 'pageview' AND path = '/signup' THEN {{'v': 'goal', 'd': 'Signup page'}} END,
         CASE WHEN coalesce(name, type) = 'signup' THEN {{'v': 'goal', 'd': 'Signed up'}} END,
-        {{'v': 'prop:element', 'd': props['element']}}], x -> x IS NOT NULL AND x.d IS NOT NULL)) AS k FROM ev"""
+        {{'v': 'prop:element', 'd': props['element']}}], lambda x: x IS NOT NULL AND x.d IS NOT NULL)) AS k FROM ev"""
     counts = """count(*) FILTER (WHERE type = 'pageview') AS pageviews, count(*) AS events,
                 count(*) FILTER (WHERE type = 'click') AS clicks,
                 count(*) FILTER (WHERE type = 'impression') AS impressions,

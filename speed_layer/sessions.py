@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from views.catalogue import SPEED_GRANULARITY, bucket_start
-from views.store import SPEED_TABLE, as_utc, retrying, upsert, upsert_cql, view_params
+from views.store import SPEED_TABLE, as_utc, retrying, upsert, upsert_cql, view_params, view_partition
 from views.transforms import session_views
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,14 @@ class SpeedSessionSink:
             return
         upsert(self.session, self.insert,
                ((session_period(s["start"]), *(as_utc(s[f]) if f in ("start", "end") else s[f] for f in SESSION_FIELDS))
-                for s in closed), attempts=None)
+                for s in closed), attempts=None, partition_of=lambda row: row[:2])  # (period, site)
         minutes = touched_minutes(closed)
         stored = self.stored_sessions(minutes)
         frame = batch_df.sparkSession.createDataFrame(stored, SESSION_SCHEMA)
         rows = [r.asDict() for r in session_views(frame, SPEED_GRANULARITY).collect()]
         now = datetime.now(timezone.utc)
         written = upsert(self.session, self.upsert_views,
-                         (view_params(r, SPEED_GRANULARITY, now, "session") for r in rows), attempts=None)
+                         (view_params(r, SPEED_GRANULARITY, now, "session") for r in rows), attempts=None,
+                         partition_of=view_partition)
         log.info("sessions micro-batch %d: %d sessions closed; %d minute buckets recomputed (%d rows)", batch_id,
                  len(closed), sum(len(m) for m in minutes.values()), written)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from views.catalogue import SPEED_GRANULARITY, TRAFFIC_VIEW
-from views.store import SPEED_TABLE, as_utc, upsert, upsert_cql, view_params
+from views.store import SPEED_TABLE, as_utc, upsert, upsert_cql, view_params, view_partition
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class SpeedViewSink:
         now = datetime.now(timezone.utc)
         # A stream has nothing better to do than wait for Cassandra: retry for as long as it takes.
         written = upsert(self.session, self.statement, (view_params(r, SPEED_GRANULARITY, now) for r in rows),
+                         partition_of=view_partition,
                          attempts=None)
         for site, message in live_updates(rows, batch_id).items():
             self.producer.send(self.live_topic, key=site.encode(), value=message)

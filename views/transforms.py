@@ -193,7 +193,8 @@ def with_view_keys(events: DataFrame, goals: Sequence[Goal] = ()) -> DataFrame:
         F.map_entries(F.coalesce(F.col("props"), F.create_map().cast("map<string,string>"))),
         lambda e: vk(F.concat(F.lit(PROPERTY_VIEW_PREFIX), e["key"]), F.coalesce(e["value"], F.lit(NONE_VALUE))),
     ).cast(f"array<{key}>")
-    needed = ["site", "type", "visitor_id", "event_time"] + (["timezone"] if "timezone" in events.columns else [])
+    needed = ["site", "type", "visitor_id", "event_time"] + [c for c in events.columns
+                                                             if c == "timezone" or c.startswith("_bucket_")]
     all_keys = F.filter(F.concat(keys, converted, props), lambda k: k.isNotNull())
     return events.select(*needed, F.explode(all_keys).alias("_vk")).select(
         *needed, F.col("_vk.view_name").alias("view_name"), F.col("_vk.dim").alias("dim"))
@@ -206,12 +207,26 @@ def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdow
 
     Output: site, view_name, dim, bucket and the EVENT_COLUMNS of ``views.catalogue``.
     """
+    # The bucket is computed per event, before the explode multiplies the rows.
+    events = with_bucket(events, granularity)
     keyed = with_view_keys(events, goals) if breakdowns else events.withColumn(
         "view_name", F.lit(TRAFFIC_VIEW)).withColumn("dim", F.lit(TOTAL_DIM))
     return traffic(keyed, granularity, exact_visitors=exact_visitors, keys=("view_name", "dim"))
 
 
 COUNT_COLUMNS = ("pageviews", "events", "clicks", "impressions")
+
+
+def with_bucket(events: DataFrame, granularity: str) -> DataFrame:
+    """``events`` with their ``granularity`` bucket as a column (``_bucket_<granularity>``),
+    so that it is computed once per event, not once per view the event counts in."""
+    name = f"_bucket_{granularity}"
+    return events if name in events.columns else events.withColumn(name, bucket_column(granularity))
+
+
+def _bucket(events: DataFrame, granularity: str) -> Column:
+    name = f"_bucket_{granularity}"
+    return F.col(name) if name in events.columns else bucket_column(granularity)
 
 
 def _counts() -> list[Column]:
@@ -236,7 +251,7 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: 
     if exact_visitors:
         return views_from_partials(visitor_partials(events, granularity, keys), keys)
     # Streaming: one aggregation (update mode cannot chain two); visitors from the sketch.
-    bucket = bucket_column(granularity).alias("w" if granularity == "minute" else "bucket")
+    bucket = _bucket(events, granularity).alias("w" if granularity == "minute" else "bucket")
     grouped = events.groupBy(F.col("site"), *keys, bucket).agg(
         *_counts(), F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     if granularity == "minute":
@@ -252,7 +267,7 @@ def visitor_partials(events: DataFrame, granularity: str, keys: tuple[str, ...])
     partials of a fine granularity roll up into a coarser one (``rollup_partials``)
     without going back to the events.
     """
-    bucket = bucket_column(granularity)
+    bucket = _bucket(events, granularity)
     if granularity == "minute":
         bucket = bucket["start"]
     zone = ["timezone"] if "timezone" in events.columns else []
