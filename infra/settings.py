@@ -67,6 +67,8 @@ class Settings:
     # HTTP services
     collector_port: int = field(default_factory=lambda: int(_env("collector_port", "8001")))
     serving_port: int = field(default_factory=lambda: int(_env("serving_port", "8000")))
+    # The demo's sample site (infra/sample_site), carrying the tracker.
+    sample_site_port: int = field(default_factory=lambda: int(_env("sample_site_port", "8002")))
     secret_key: str = field(default_factory=lambda: _env("secret_key", "dev-only-change-me"))
     max_events_per_request: int = field(default_factory=lambda: int(_env("max_events_per_request", "100")))
     max_body_bytes: int = field(default_factory=lambda: int(_env("max_body_bytes", str(256 * 1024))))
