@@ -1,34 +1,64 @@
-"""The ingestion pipeline as named steps: parse -> validate -> enrich -> produce.
+"""The ingestion pipeline as named steps: parse -> validate -> enrich -> filter -> produce.
 
-Each step is pure (produce aside, which the HTTP edge does last). A rejected request or
-event carries a typed reason and readable messages; rejected events are kept, with their
-reason, in Kafka `events.invalid`. Enrichment (device, browser, OS, country) is worked
-out once per request (``collector.enrichment.describe_client``) and copied to its events.
+``parse`` turns a request body into a site and its events; ``process`` runs the per-event
+steps (``validate``, ``enrich``, ``filter``) and says what goes to Kafka `events` and what to
+`events.invalid`, each rejection with a typed ``Reason`` and readable messages naming the
+field. These steps are pure. The HTTP edge (``collector.app``) runs the gates that need I/O
+around them (rate limits, the site registry, CORS), produces last, and counts every outcome
+once Kafka has acknowledged it (``collector.metrics``).
+
+Rules for hostile strings (each event's url, referrer, name and property values):
+- longer than the schema's maxLength -> rejected (``schema_violation``), the error says the
+  length and the limit;
+- a control character (Unicode category Cc: U+0000-U+001F, U+007F-U+009F) or an unpaired
+  surrogate -> rejected (``control_characters``), the error names the field and the offset;
+- ``url`` must be an absolute http(s) URL that parses (``invalid_url``): it is what reports
+  link to, so ``javascript:`` and the like never get in;
+- markup (``<script>``) and spreadsheet-formula prefixes (``=``, ``+``, ``-``, ``@``) are
+  kept as sent: they are data. Readers must treat every string as text: the dashboard never
+  renders one as HTML, and a CSV export prefixes such a cell with ``'``.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import Counter
+import math
+import re
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
-from collector.enrichment import BOT, Client, describe_client
+from collector.enrichment import Client, describe_client
+from infra.sites import SITE_ID
 from schemas import EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSIONS, event_schema
+
+STEPS = ("parse", "validate", "enrich", "filter", "produce")
 
 
 class Reason(str, Enum):
+    # A whole request refused: nothing of it reaches `events`.
     MALFORMED_BODY = "malformed_body"
+    BODY_TOO_LARGE = "body_too_large"
     BATCH_TOO_LARGE = "batch_too_large"
+    RATE_LIMITED = "rate_limited"  # not kept in `events.invalid`: the sender retries
     UNKNOWN_SITE = "unknown_site"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    REGISTRY_UNAVAILABLE = "registry_unavailable"  # 503: the sender retries
+    KAFKA_UNAVAILABLE = "kafka_unavailable"  # 503: the sender retries
+    # One event rejected, kept in `events.invalid` with its errors.
     SCHEMA = "schema_violation"
+    CONTROL_CHARACTERS = "control_characters"
+    INVALID_URL = "invalid_url"
+    CLOCK_SKEW = "clock_skew"
+
+
+REQUEST_REASONS = frozenset({Reason.MALFORMED_BODY, Reason.BODY_TOO_LARGE, Reason.BATCH_TOO_LARGE, Reason.RATE_LIMITED,
+                             Reason.UNKNOWN_SITE, Reason.ORIGIN_NOT_ALLOWED, Reason.REGISTRY_UNAVAILABLE,
+                             Reason.KAFKA_UNAVAILABLE})
 
 
 class RequestRejected(Exception):
@@ -45,33 +75,72 @@ class Batch:
     events: list[Any]
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why one event was rejected: a reason and messages that name the offending field."""
+    reason: Reason
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    event: Any  # as sent
+    reason: Reason
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every event of one request shares: who sent it, when, and the clock rules."""
+    site: str
+    received_at: int  # epoch ms, the collector's clock
+    salt: bytes
+    ip: str
+    user_agent: str
+    client: Client
+    max_skew_ms: int
+    late_after_ms: int
+
+
 @dataclass
-class Checked:
-    valid: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    rejected: list[tuple[int, Any, list[str]]] = field(default_factory=list)
+class Processed:
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # enriched, for `events`
+    rejected: list[Rejection] = field(default_factory=list)  # for `events.invalid`
+    late: int = 0  # accepted events older than the lateness threshold
 
 
-_validators = {v: Draft202012Validator(event_schema(v), format_checker=Draft202012Validator.FORMAT_CHECKER)
-               for v in EVENT_SCHEMA_VERSIONS}
+# --- parse --------------------------------------------------------------------------------
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
-def _validator_for(event: Any) -> Draft202012Validator:
-    """The schema the event names (an older tracker's), else the latest."""
-    version = event.get("schema_version") if isinstance(event, dict) else None
-    return _validators[version if version in EVENT_SCHEMA_VERSIONS else EVENT_SCHEMA_VERSION]
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf, which no JSON reader downstream takes back
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def parse(body: bytes, max_events: int) -> Batch:
     """JSON body (also sent as text/plain by sendBeacon) -> site and events."""
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestRejected(Reason.MALFORMED_BODY, f"body is not valid UTF-8 JSON: {exc}") from None
+        payload = json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise RequestRejected(Reason.MALFORMED_BODY, f"body is not valid UTF-8: {exc}") from None
+    except ValueError as exc:  # json.JSONDecodeError included
+        raise RequestRejected(Reason.MALFORMED_BODY, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestRejected(Reason.MALFORMED_BODY, "body is not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict):
         raise RequestRejected(Reason.MALFORMED_BODY, "body must be a JSON object with 'site' and 'events'")
     site, events = payload.get("site"), payload.get("events")
     if not isinstance(site, str) or not site:
         raise RequestRejected(Reason.MALFORMED_BODY, "'site' must be a non-empty string")
+    if not SITE_ID.fullmatch(site):
+        raise RequestRejected(Reason.MALFORMED_BODY, "'site' is not a site id (1-63 lowercase letters, digits, "
+                                                     "'.', '_' or '-', as `parallax site add` registers them)")
     if not isinstance(events, list):
         raise RequestRejected(Reason.MALFORMED_BODY, "'events' must be a list of events")
     if len(events) > max_events:
@@ -80,21 +149,86 @@ def parse(body: bytes, max_events: int) -> Batch:
     return Batch(site=site, events=events)
 
 
+# --- validate -----------------------------------------------------------------------------
+
+_validators = {v: Draft202012Validator(event_schema(v), format_checker=Draft202012Validator.FORMAT_CHECKER)
+               for v in EVENT_SCHEMA_VERSIONS}
+_MAX_MESSAGE = 200  # jsonschema quotes the offending value: a 2 MB string must not come back whole
+# Unicode category Cc, and surrogates (json.loads pairs valid ones, so any left are unpaired).
+_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_TEXT_FIELDS = ("url", "referrer", "name")
+
+
+def _validator_for(event: Any) -> Draft202012Validator:
+    """The schema the event names (an older tracker's), else the latest."""
+    version = event.get("schema_version") if isinstance(event, dict) else None
+    return _validators[version if version in EVENT_SCHEMA_VERSIONS else EVENT_SCHEMA_VERSION]
+
+
 def _path_of(error: Any) -> str:
     return "/" + "/".join(str(p) for p in error.absolute_path) if error.absolute_path else "/"
 
 
-def validate(events: list[Any]) -> Checked:
-    """Each event against the JSON Schema; errors name the offending field's path."""
-    checked = Checked()
-    for index, event in enumerate(events):
-        errors = sorted(_validator_for(event).iter_errors(event), key=lambda e: list(e.absolute_path))
-        if errors:
-            checked.rejected.append((index, event, [f"{_path_of(e)}: {e.message}" for e in errors]))
-        else:
-            checked.valid.append((index, event))
-    return checked
+def _message(error: Any) -> str:
+    path = _path_of(error)
+    if error.validator == "maxLength" and isinstance(error.instance, str):
+        return f"{path}: {len(error.instance)} characters, longer than the limit of {error.validator_value}"
+    if error.validator == "maxProperties" and isinstance(error.instance, dict):
+        return f"{path}: {len(error.instance)} properties, more than the limit of {error.validator_value}"
+    text = error.message
+    return f"{path}: {text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + '… (truncated)'}"
 
+
+def _schema_errors(event: Any) -> list[str]:
+    errors = sorted(_validator_for(event).iter_errors(event), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_message(e) for e in errors]
+
+
+def _text_values(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, value) of every string the collector stores from the event."""
+    found = [(f"/{name}", event[name]) for name in _TEXT_FIELDS if isinstance(event.get(name), str)]
+    props = event.get("props")
+    if isinstance(props, dict):
+        found += [(f"/props/{k}", v) for k, v in props.items() if isinstance(v, str)]
+    return found
+
+
+def _control_errors(event: dict[str, Any]) -> list[str]:
+    errors = []
+    for path, value in _text_values(event):
+        m = _FORBIDDEN.search(value)
+        if m:
+            kind = "unpaired surrogate" if "\ud800" <= m.group() <= "\udfff" else "control character"
+            errors.append(f"{path}: {kind} U+{ord(m.group()):04X} at offset {m.start()} is not allowed")
+    return errors
+
+
+def _url_errors(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises on a port out of range
+    except ValueError as exc:
+        return [f"/url: cannot be parsed as a URL ({exc})"]
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return ["/url: must be an absolute http or https URL (the page the event happened on)"]
+    return []
+
+
+def validate(event: Any) -> Problem | None:
+    """The event against its JSON Schema, then the string rules (see the module's doc)."""
+    errors = _schema_errors(event)
+    if errors:
+        return Problem(Reason.SCHEMA, errors)
+    errors = _control_errors(event)
+    if errors:
+        return Problem(Reason.CONTROL_CHARACTERS, errors)
+    errors = _url_errors(event["url"])
+    if errors:
+        return Problem(Reason.INVALID_URL, errors)
+    return None
+
+
+# --- enrich -------------------------------------------------------------------------------
 
 def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> str:
     """Cookieless visitor id: the same person on the same site on the same day, and no
@@ -114,7 +248,7 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
         "event_id": event["event_id"].lower(),
         "site": site,
         "type": event["type"],
-        "ts": event["ts"],
+        "ts": int(event["ts"]),  # JSON Schema's integer admits 1.7e12; Spark reads the field as LONG
         "url": event["url"],
         "path": urlsplit(event["url"]).path or "/",
         "referrer": event.get("referrer") or None,
@@ -127,31 +261,57 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
     }
 
 
-# What this process enriched, by outcome (events stored; those of bots; those without a
-# country), for the collector's metrics. Per process: each server worker keeps its own.
-outcomes: Counter[str] = Counter()
-_outcomes_lock = threading.Lock()
-
-
-def count_enriched(client: Client, events: int) -> None:
-    """Count a request's events once Kafka has them (a refused request is retried and
-    would otherwise count twice)."""
-    if events == 0:
-        return
-    with _outcomes_lock:
-        outcomes["events"] += events
-        if client.device == BOT:
-            outcomes["bot_events"] += events
-            outcomes["bot_requests"] += 1
-        if client.country is None:
-            outcomes["no_country_events"] += events
-
-
 def _string_props(props: Any) -> dict[str, str] | None:
     """Property values as strings (JSON booleans as true/false), so views group them alike."""
     if not isinstance(props, dict) or not props:
         return None
     return {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in props.items()}
+
+
+# --- filter -------------------------------------------------------------------------------
+
+def _duration(ms: int) -> str:
+    seconds = ms / 1000
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} seconds"
+
+
+def filter_event(event: dict[str, Any], ctx: Context) -> Problem | None:
+    """Clock sanity: an event dated too far ahead of the collector's clock is rejected (a
+    wrong device clock would put it in a bucket that has not happened yet)."""
+    ahead = event["ts"] - ctx.received_at
+    if ahead > ctx.max_skew_ms:
+        return Problem(Reason.CLOCK_SKEW, [
+            f"/ts: {event['ts']} is {_duration(ahead)} ahead of the collector's clock; at most "
+            f"{_duration(ctx.max_skew_ms)} ahead is accepted (is the sender's clock right?)"])
+    return None
+
+
+def is_late(event: dict[str, Any], ctx: Context) -> bool:
+    """Older than the lateness threshold when it arrived: accepted, and counted as late."""
+    return ctx.received_at - event["ts"] > ctx.late_after_ms
+
+
+# --- the per-event steps together ---------------------------------------------------------
+
+def process(events: list[Any], ctx: Context) -> Processed:
+    """validate -> enrich -> filter, event by event; the first step to object rejects it."""
+    out = Processed()
+    for index, event in enumerate(events):
+        problem = validate(event)
+        enriched = None
+        if problem is None:
+            enriched = enrich(event, ctx.site, salt=ctx.salt, ip=ctx.ip, user_agent=ctx.user_agent,
+                              received_at=ctx.received_at, client=ctx.client)
+            problem = filter_event(enriched, ctx)
+        if problem is not None:
+            out.rejected.append(Rejection(index, event, problem.reason, problem.errors))
+            continue
+        out.accepted.append(enriched)
+        out.late += is_late(enriched, ctx)
+    return out
 
 
 def invalid_record(site: str | None, event: Any, reason: Reason, errors: list[str], received_at: int) -> dict[str, Any]:
@@ -165,6 +325,4 @@ def kafka_key(site: str, visitor: str) -> bytes:
 
 
 def today_utc(received_at_ms: int) -> date:
-    from datetime import datetime, timezone
-
     return datetime.fromtimestamp(received_at_ms / 1000, tz=timezone.utc).date()

@@ -1,4 +1,16 @@
-"""WSGI entry for a production server: ``gunicorn -w 2 --threads 8 collector.wsgi:app``."""
+"""WSGI entry for a production server: ``gunicorn -w 2 --threads 8 collector.wsgi:app``
+(what `parallax collect` runs, with ``--config python:collector.gunicorn_conf`` for /metrics)."""
+import logging
+
 from collector.app import create_app
+
+# gunicorn configures its own loggers only: without this, the collector's INFO lines (its
+# settings at start, the country database) would go nowhere.
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                    datefmt="%H:%M:%S")
+logging.getLogger("cassandra").setLevel(logging.WARNING)
+# kafka-python logs every failed connection while Kafka is away (hundreds of lines a
+# minute); the collector says it once every few seconds instead (collector.app.OutageLog).
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 app = create_app()

@@ -188,13 +188,13 @@ def goal_remove(settings, site_id: str, name: str) -> None:
     click.echo(f"goal {name!r} of {site_id} removed (views computed before keep their conversions)")
 
 
-def _gunicorn(app: str, port: int, workers: int, threads: int) -> None:
+def _gunicorn(app: str, port: int, workers: int, threads: int, config: str | None = None) -> None:
     # The access log leaves out the client's address and user agent: no raw IP is stored.
     # No control socket: its default path is shared by every gunicorn of the user.
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--threads", str(threads), "--access-logfile", "-",
             "--access-logformat", '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms', "--no-control-socket",
-            "--graceful-timeout", "10", app]
+            "--graceful-timeout", "10", *(["--config", config] if config else []), app]
     os.execv(sys.executable, argv)
 
 
@@ -211,7 +211,33 @@ def collect(settings, port: int | None, workers: int, debug: bool) -> None:
 
         create_app(settings).run(host="127.0.0.1", port=port, debug=True)
         return
-    _gunicorn("collector.wsgi:app", port, workers, 8)
+    # The hooks gather every worker's Prometheus samples for /metrics (multiprocess mode).
+    _gunicorn("collector.wsgi:app", port, workers, 8, config="python:collector.gunicorn_conf")
+
+
+@main.group()
+def invalid() -> None:
+    """What the collector rejected: Kafka `events.invalid`."""
+
+
+@invalid.command("tail")
+@click.option("--site", help="only this site's records")
+@click.option("--reason", help="only this reason (e.g. schema_violation, clock_skew, origin_not_allowed)")
+@click.option("-n", "count", default=20, show_default=True, help="how many of the last records to show")
+@click.option("-f", "--follow", is_flag=True, help="then print new records as they arrive (Ctrl-C stops)")
+@click.pass_obj
+def invalid_tail(settings, site: str | None, reason: str | None, count: int, follow: bool) -> None:
+    """Print the last records of `events.invalid`: time, site, reason, errors, the event (truncated)."""
+    from collector.invalid import tail
+
+    try:
+        shown = tail(settings, click.echo, site=site, reason=reason, n=count, follow=follow)
+    except KeyboardInterrupt:
+        return
+    except Exception as exc:
+        _fail(exc)
+    if not shown:
+        click.echo("no matching records in events.invalid", err=True)
 
 
 @main.command()

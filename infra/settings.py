@@ -73,6 +73,19 @@ class Settings:
     max_events_per_request: int = field(default_factory=lambda: int(_env("max_events_per_request", "100")))
     max_body_bytes: int = field(default_factory=lambda: int(_env("max_body_bytes", str(256 * 1024))))
     kafka_ack_timeout_s: float = field(default_factory=lambda: float(_env("kafka_ack_timeout_s", "10")))
+    # Collector flood guards (`limits` notation, e.g. "600/minute"; "off" disables), counted in
+    # each gunicorn worker's memory: with W workers a client may get up to W x the limit through.
+    # Per client address it counts requests, per site events. The defaults only stop floods
+    # far beyond what one worker can take, so the benchmark (30,000 events/s in 20-event
+    # batches from one address to one site) is never throttled; tighten them for a public collector.
+    rate_limit_ip: str = field(default_factory=lambda: _env("rate_limit_ip", "3000/second"))
+    rate_limit_site: str = field(default_factory=lambda: _env("rate_limit_site", "60000/second"))
+    # Clock sanity: an event dated more than this ahead of the collector's clock is rejected
+    # (clock_skew); one older than `late_after_s` when it arrives is accepted and counted late.
+    # The default lateness is the speed layer's default watermark: such an event most likely
+    # misses the live views, and only the nightly batch counts it.
+    max_clock_skew_s: float = field(default_factory=lambda: float(_env("max_clock_skew_s", "600")))
+    late_after_s: float = field(default_factory=lambda: float(_env("late_after_s", "600")))
 
     @property
     def master_dir(self) -> Path:

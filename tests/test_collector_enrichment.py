@@ -174,12 +174,23 @@ def test_enrich_without_a_client_still_parses_the_user_agent():
     assert (out["device"], out["browser"], out["country"]) == ("bot", "Googlebot", None)
 
 
-def test_bots_are_counted_per_process():
-    before = pipeline.outcomes.copy()
-    pipeline.count_enriched(parse_user_agent(GOOGLEBOT), 3)
-    pipeline.count_enriched(Client(device="desktop", browser="Chrome", os="Windows", country="FR"), 2)
-    gained = pipeline.outcomes - before
-    assert gained == {"events": 5, "bot_events": 3, "bot_requests": 1, "no_country_events": 3}
+def test_bots_late_events_and_countries_are_counted():
+    from prometheus_client import REGISTRY
+
+    from collector import metrics
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name) or 0.0
+
+    counters = ("parallax_collector_events_accepted_total", "parallax_collector_bot_events_total",
+                "parallax_collector_late_events_total", "parallax_collector_no_country_events_total")
+    start = [sample(c) for c in counters]
+    bots = pipeline.Processed(accepted=[{}] * 3, late=1)
+    metrics.count_processed(bots, parse_user_agent(GOOGLEBOT))
+    people = pipeline.Processed(accepted=[{}] * 2)
+    metrics.count_processed(people, Client(device="desktop", browser="Chrome", os="Windows", country="FR"))
+    gained = [sample(c) - s for c, s in zip(counters, start)]
+    assert gained == [5, 3, 1, 3]
 
 
 # --- fetching the database ------------------------------------------------------------
