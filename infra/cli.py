@@ -272,11 +272,12 @@ def batch(settings, day) -> None:
 
 
 @main.command()
-@click.option("--rate", default=40.0, show_default=True, help="events per second to send")
+@click.option("--rate", default=5.0, show_default=True, help="events per second of generated live traffic")
 @click.option("--no-airflow", is_flag=True, help="run the batch job directly instead of through Airflow")
 @click.pass_obj
 def demo(settings, rate: float, no_airflow: bool) -> None:
-    """The live demo: stack, collector, speed and serving layers, traffic, a nightly run."""
+    """The live demo: stack, collector, speed and serving layers, a sample site to click
+    around, generated traffic, a nightly run."""
     from infra.demo import run_demo
 
     sys.exit(run_demo(settings, rate=rate, with_airflow=not no_airflow))

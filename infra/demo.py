@@ -1,14 +1,15 @@
 """`parallax demo`: the whole Lambda loop, live, on this machine.
 
 Brings the stack up (with Airflow), starts collector, speed layer and serving layer,
-sends yesterday's traffic late and today's traffic live, runs the nightly DAG for
-yesterday through Airflow, and prints where to look. Ctrl-C stops what it started.
+serves the sample site (infra/sample_site) for a person to click around, sends the last
+two days of traffic as fast as possible and today's live with `parallax generate`, runs
+the nightly DAG for yesterday through Airflow, and prints where to look. Ctrl-C stops
+what it started.
 """
 from __future__ import annotations
 
 import json
 import logging
-import random
 import signal
 import subprocess
 import sys
@@ -24,8 +25,10 @@ from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DEMO_SITES = {"shop.example": "shop.example.com", "blog.example": "blog.example.com", "docs.example": "docs.example.com"}
-DEMO_ZONES = {"shop.example": "Europe/Paris", "blog.example": "America/New_York", "docs.example": "UTC"}
+# The generated sites: `parallax generate --sites 3 --prefix ""` makes shop (Europe/Paris),
+# blog (America/New_York) and docs (UTC); the sample site is infra.sample_site.SITE_ID.
+GENERATED_SITES, GENERATED_PREFIX = 3, ""
+BACKFILL_EVENTS = 6000  # over the last 48 hours: yesterday in every zone, for the nightly run
 
 
 def _archive_commits(checkpoint_dir: Path) -> int:
@@ -65,29 +68,39 @@ def trigger_nightly(settings: Settings, day: str, timeout: float = 900) -> str:
     return state
 
 
+def _generated_sites() -> dict[str, str]:
+    from infra.generator.model import site_specs
+
+    return {s.site: s.timezone for s in site_specs(GENERATED_SITES, GENERATED_PREFIX)}
+
+
+def _generate_args(collector: str, truth: Path, *extra: str) -> list[str]:
+    return ["generate", "--sites", str(GENERATED_SITES), "--prefix", GENERATED_PREFIX, "--collector", collector,
+            "--truth", str(truth), *extra]
+
+
 def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
     import requests
 
-    from infra import stack
+    from infra import sample_site, stack
     from infra.clients import cassandra_session
-    from infra.sites import add_site
-    from infra.traffic import send, stream, visits_over
-    from views.catalogue import local_day_bounds
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     children: list[proc.CliProcess] = []
+    site_server: sample_site.SampleSite | None = None
     states = stack.status(settings)
     stack_was_up = states["kafka"] == states["cassandra"] == "ready"
+    zones = _generated_sites()
+    truth_dir = settings.var_dir / "demo"
     code = 0
     try:
+        proc.ensure_port_free("the sample site", "127.0.0.1", settings.sample_site_port)
         stack.up(settings, with_airflow=with_airflow)
         session = cassandra_session(settings, settings.keyspace)
-        for site, domain in DEMO_SITES.items():
-            add_site(session, settings.keyspace, site, [domain], DEMO_ZONES[site])
+        sample_site.register(session, settings.keyspace)
         session.cluster.shutdown()
-        log.info("demo sites: %s", ", ".join(f"{s} ({DEMO_ZONES[s]})" for s in DEMO_SITES))
 
         children = [proc.CliProcess(name, [command], settings.var_dir / "logs" / f"demo-{name}.log").start()
                     for name, command in (("collector", "collect"), ("speed", "speed"), ("serving", "serve"))]
@@ -95,21 +108,28 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         serving = f"http://127.0.0.1:{settings.serving_port}"
         for name, url in (("collector", f"{collector}/health"), ("serving layer", f"{serving}/api/v1/health")):
             proc.wait_until(name, lambda url=url: requests.get(url, timeout=2).ok, 90)
+        site_server = sample_site.SampleSite(settings.sample_site_port, sample_site.SITE_ID, collector,
+                                             serving).start()
 
-        # Each site's "yesterday" is a day of its own time zone.
+        # Each site's "yesterday" is a day of its own time zone; the last 48 hours hold it
+        # in every zone. Sent as fast as possible now, most of it is late for the speed
+        # layer (behind its watermark): the nightly batch counts it.
         now = datetime.now(timezone.utc)
-        yesterdays = {site: now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1) for site, tz in DEMO_ZONES.items()}
-        rng = random.Random(42)
-        late = [v for site in DEMO_SITES
-                for v in visits_over(rng, {site: DEMO_SITES[site]}, *local_day_bounds(yesterdays[site], DEMO_ZONES[site]), 100)]
-        http = requests.Session()
+        yesterdays = {site: now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1) for site, tz in zones.items()}
         commits_before = _archive_commits(settings.checkpoint_dir)
-        accepted = sum(len(v.events) for v in late if send(collector, v, http) == 202)
-        log.info("sent %d of yesterday's events late (the speed layer leaves them to the batch layer)", accepted)
+        log.info("sending the last 48 hours of traffic (%d events) with `parallax generate --max` ...",
+                 BACKFILL_EVENTS)
+        backfill = subprocess.run([sys.executable, "-m", "infra.cli", *_generate_args(
+            collector, truth_dir / "backfill.jsonl", "--max", "--events", str(BACKFILL_EVENTS), "--window", "48h",
+            "--seed", "42")])
+        if backfill.returncode != 0 and not stop.is_set():
+            raise proc.ServiceError(f"`parallax generate` for the last 48 hours failed ({backfill.returncode})")
 
-        traffic = threading.Thread(target=stream, args=(collector, DEMO_SITES, rate, stop), daemon=True)
-        traffic.start()
-        log.info("sending live traffic at about %.0f events/s", rate)
+        live = proc.CliProcess("generate", _generate_args(collector, truth_dir / "live.jsonl", "--rate", f"{rate:g}",
+                                                          "--seed", "7"),
+                               settings.var_dir / "logs" / "demo-generate.log")
+        children.append(live.start())
+        log.info("sending live traffic at about %g events/s (log: %s)", rate, live.log_path)
 
         days = sorted({d.isoformat() for d in yesterdays.values()})
         log.info("waiting for the archive to commit yesterday's events to the master dataset ...")
@@ -131,22 +151,8 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
             if state != "success":
                 code = 1
 
-        site = next(iter(DEMO_SITES))
-        day, today = yesterdays[site].isoformat(), (yesterdays[site] + timedelta(days=1)).isoformat()
-        print(f"""
-================================ Parallax demo is live ================================
- Merged report (yesterday final from batch views, today from speed views):
-   {serving}/api/v1/sites/{site}/report?from={day}&to={today}&granularity=hour   ({DEMO_ZONES[site]} days)
- Today by minute:
-   {serving}/api/v1/sites/{site}/report?granularity=minute
- Live pushes over Socket.IO (room per site), in another terminal:
-   .venv/bin/parallax watch {site}
- Airflow: http://127.0.0.1:{settings.airflow_port}  (user admin, password in
-   {settings.airflow_home / 'simple_auth_manager_passwords.json.generated'})
- Logs: {settings.var_dir / 'logs'}
- Other sites: {', '.join(list(DEMO_SITES)[1:])}.   Ctrl-C stops everything the demo started.
-========================================================================================
-""", flush=True)
+        if not stop.is_set():
+            print(_banner(settings, site_server.url, serving, zones, yesterdays, truth_dir, with_airflow), flush=True)
         while not stop.is_set():
             for c in children:
                 c.check()
@@ -159,6 +165,36 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         log.info("shutting down the demo ...")
         for c in reversed(children):
             c.stop()
+        if site_server is not None:
+            site_server.stop()
         if not stack_was_up:
             stack.down(settings)
     return code
+
+
+def _banner(settings: Settings, sample_url: str, serving: str, zones: dict[str, str],
+            yesterdays: dict[str, Any], truth_dir: Path, with_airflow: bool) -> str:
+    from infra.sample_site import SITE_ID
+
+    site = next(iter(zones))
+    day, today = yesterdays[site].isoformat(), (yesterdays[site] + timedelta(days=1)).isoformat()
+    airflow = (f" Airflow: http://127.0.0.1:{settings.airflow_port}  (user admin, password in\n"
+               f"   {settings.airflow_home / 'simple_auth_manager_passwords.json.generated'})\n") if with_airflow else ""
+    return f"""
+================================ Parallax demo is live ================================
+ The sample site: open it in a browser, click around, sign up:
+   {sample_url}/
+ and watch your own visit arrive (site "{SITE_ID}"), within seconds:
+   {serving}/api/v1/sites/{SITE_ID}/realtime
+   .venv/bin/parallax watch {SITE_ID}        (Socket.IO room site:{SITE_ID})
+   {serving}/api/v1/sites/{SITE_ID}/breakdown?dimension=element&metrics=impressions,clicks,ctr
+ Generated traffic (`parallax generate`) on {', '.join(f'{s} ({z})' for s, z in zones.items())}:
+   merged report, yesterday final from batch views, today from speed views:
+   {serving}/api/v1/sites/{site}/report?from={day}&to={today}&granularity=hour
+   today by minute: {serving}/api/v1/sites/{site}/report?granularity=minute
+   goals: {serving}/api/v1/sites/{site}/breakdown?dimension=goal&metrics=conversions,conversion_rate
+   what was sent (ground truth and summaries): {truth_dir}
+{airflow} Logs: {settings.var_dir / 'logs'}
+ Ctrl-C stops everything the demo started.
+========================================================================================
+"""
