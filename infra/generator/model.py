@@ -114,7 +114,8 @@ class Model:
     # --- the stream ------------------------------------------------------------------
 
     def deliveries(self) -> Iterator[Delivery]:
-        """Every request, in the order of ``send_at`` (ties in creation order); endless."""
+        """Every request, in the order of ``send_at`` (ties in creation order); endless.
+        One stream per model: it draws from the model's random state."""
         pending: list[tuple[int, int, Delivery]] = []
         returns: list[tuple[int, int, Visitor]] = []  # (may return from, seq, visitor)
         eligible: list[Visitor] = []
