@@ -12,6 +12,7 @@ nor in an answer.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import threading
@@ -46,6 +47,20 @@ def parse_limit(text: str, setting: str) -> RateLimitItem | None:
                          f"or off") from None
 
 
+def client_key(ip: str) -> str:
+    """What one client is: its IPv4 address, or its IPv6 /64 (one host usually holds a whole
+    /64, and could otherwise dodge the limit by moving through its addresses)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # a dual-stack socket's view of an IPv4 client
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return ip
+
+
 def describe(item: RateLimitItem, unit: str) -> str:
     window = item.GRANULARITY.name if item.multiples == 1 else f"{item.multiples} {item.GRANULARITY.name}s"
     return f"{item.amount} {unit} per {window}"
@@ -72,10 +87,10 @@ class RateLimits:
         """One request from ``ip``; an Exceeded if that is one too many."""
         if self.per_ip is None:
             return None
-        limiter = self._strategy()
-        if limiter.hit(self.per_ip, "ip", ip):
+        limiter, client = self._strategy(), client_key(ip)
+        if limiter.hit(self.per_ip, "ip", client):
             return None
-        wait = self._retry_after(limiter, self.per_ip, "ip", ip)
+        wait = self._retry_after(limiter, self.per_ip, "ip", client)
         self._note("ip", "the per-address limit")
         return Exceeded("ip", wait, f"too many requests from your address: at most {describe(self.per_ip, 'requests')} "
                                     f"(counted by each collector process); retry in {wait} s")

@@ -165,6 +165,10 @@ def test_a_limit_refuses_the_hit_too_many_and_says_when_to_retry():
     assert refused.scope == "ip" and 1 <= refused.retry_after <= 60 and "at most 2 requests per minute" in refused.message
     assert "203.0.113.9" not in refused.message
     assert limits.check_ip("198.51.100.7") is None  # another address has its own window
+    assert limits.check_ip("::ffff:203.0.113.9") is not None  # the same IPv4 client, seen by a dual-stack socket
+    assert limits.check_ip("2001:db8:1:2::1") is None and limits.check_ip("2001:db8:1:2:ffff::9") is None
+    assert limits.check_ip("2001:db8:1:2:abcd::5") is not None  # an IPv6 client is its /64
+    assert limits.check_ip("2001:db8:1:3::1") is None
     assert limits.check_site("s", 4) is None
     assert limits.check_site("s", 2).scope == "site"  # 6 events would go over 5
     assert limits.check_site("s", 1) is None
