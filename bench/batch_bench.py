@@ -23,38 +23,45 @@ SITES = 20
 
 
 def generate(spark, path: Path, n: int) -> None:
-    """``n`` events of DAY for SITES sites, laid out like the archive query's output."""
+    """``n`` events of DAY for SITES sites, laid out like the archive query's output.
+
+    Shaped like real traffic: visits of five events a few seconds to two minutes apart,
+    starting with a pageview, by about n/10 visitors (two visits a day each on average)."""
     from pyspark.sql import functions as F
 
     from speed_layer.job import archive_frame
 
     start_ms = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp() * 1000)
     r = F.col("id")
+    visit = (r / 5).cast("long")  # five events per visit
+    step = r % 5
     h = F.xxhash64(r)  # deterministic pseudo-random bits per event
+    hv = F.xxhash64(visit)  # ... and per visit
     paths = F.array(*[F.lit(p) for p in ["/", "/pricing", "/blog", "/blog/a", "/blog/b", "/docs", "/docs/install",
                                           "/about", "/signup", "/contact"]])
     refs = F.array(*[F.lit(x) for x in ["", "", "https://www.google.com/", "https://news.ycombinator.com/",
                                          "https://partner.example/", "https://site.test/"]])
     types = F.array(*[F.lit(t) for t in ("pageview", "pageview", "pageview", "click", "impression", "custom")])
     page = paths[F.abs(h % 10)]
-    kind = types[F.abs(F.xxhash64(r, F.lit(1)) % 6)]
+    kind = F.when(step == 0, F.lit("pageview")).otherwise(types[F.abs(F.xxhash64(r, F.lit(1)) % 6)])
     events = spark.range(n).select(
         F.to_json(F.struct(
             F.expr("uuid()").alias("event_id"),
-            F.concat(F.lit("site-"), (F.abs(h) % SITES).cast("string")).alias("site"),
+            F.concat(F.lit("site-"), (F.abs(hv) % SITES).cast("string")).alias("site"),
             kind.alias("type"),
-            (F.lit(start_ms) + F.abs(F.xxhash64(r, F.lit(2)) % 86_400_000)).alias("ts"),
+            (F.lit(start_ms) + F.abs(F.xxhash64(visit, F.lit(2)) % 86_000_000) + step * 24_000
+             + F.abs(F.xxhash64(r, F.lit(2)) % 20_000)).alias("ts"),
             F.concat(F.lit("https://site.test"), page,
                      F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news&utm_campaign=june")).otherwise(F.lit(""))).alias("url"),
             page.alias("path"),
-            refs[F.abs(F.xxhash64(r, F.lit(3)) % 6)].alias("referrer"),
-            F.concat(F.lit("v"), (F.abs(F.xxhash64(r, F.lit(4))) % (n // 8 + 1)).cast("string")).alias("visitor_id"),
+            refs[F.abs(F.xxhash64(visit, F.lit(3)) % 6)].alias("referrer"),
+            F.concat(F.lit("v"), (F.abs(F.xxhash64(visit, F.lit(4))) % (n // 10 + 1)).cast("string")).alias("visitor_id"),
             F.lit(0).alias("received_at"), F.lit(2).alias("schema_version"),
             F.when(kind == "custom", F.lit("signup")).alias("name"),
             F.when(kind.isin("click", "impression"),
                    F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
-            F.array(*[F.lit(c) for c in ("FR", "US", "DE", "IN")])[F.abs(F.xxhash64(r, F.lit(5)) % 4)].alias("country"),
-            F.array(*[F.lit(c) for c in ("desktop", "mobile", "tablet")])[F.abs(F.xxhash64(r, F.lit(6)) % 3)]
+            F.array(*[F.lit(c) for c in ("FR", "US", "DE", "IN")])[F.abs(F.xxhash64(visit, F.lit(5)) % 4)].alias("country"),
+            F.array(*[F.lit(c) for c in ("desktop", "mobile", "tablet")])[F.abs(F.xxhash64(visit, F.lit(6)) % 3)]
             .alias("device"),
             F.lit("Firefox").alias("browser"), F.lit("Linux").alias("os"),
         )).alias("value"))
@@ -148,7 +155,7 @@ def main() -> None:
         add_goal(session, settings.keyspace, Goal(site, "Signed up", "event", "signup"))
     results = []
     for n in args.events:
-        master = settings.var_dir / "bench" / f"master-v2-{n}"  # v2: the whole catalogue's fields
+        master = settings.var_dir / "bench" / f"master-v3-{n}"  # v3: visits, the whole catalogue's fields
         if not (master / "_SUCCESS").exists():
             t0 = time.perf_counter()
             generate(spark, master, n)
