@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = days_ended_between(zones, *args.interval)
     if not plan:
         log.info("nothing to recompute")
-    spark = get_session(settings, "parallax-batch") if plan else None
+    spark = get_session(settings, "parallax-batch", batch=True) if plan else None
     try:
         for day, sites in plan.items():
             log.info("recomputing %s for %d site(s): %s", day, len(sites), ", ".join(sites))

@@ -146,7 +146,7 @@ def main() -> None:
     from views.goals import Goal
 
     settings = load_settings()
-    spark = get_session(settings, "parallax-batch-bench")
+    spark = get_session(settings, "parallax-batch-bench", batch=True)
     session = cassandra_session(settings, settings.keyspace)
     zones = {f"site-{i}": "UTC" for i in range(SITES)}
     for site in zones:

@@ -52,6 +52,7 @@ class Settings:
     # Spark
     spark_master: str = field(default_factory=lambda: _env("spark_master", "local[2]"))
     spark_driver_memory: str = field(default_factory=lambda: _env("spark_driver_memory", "2g"))
+    batch_shuffle_partitions: int = field(default_factory=lambda: int(_env("batch_shuffle_partitions", "32")))
     speed_trigger: str = field(default_factory=lambda: _env("speed_trigger", "5 seconds"))
     archive_trigger: str = field(default_factory=lambda: _env("archive_trigger", "30 seconds"))
     watermark: str = field(default_factory=lambda: _env("watermark", "10 minutes"))

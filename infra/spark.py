@@ -24,7 +24,7 @@ def connector_jars(settings: Settings) -> list[Path]:
     return sorted(lib.glob("*.jar"))
 
 
-def session_conf(settings: Settings, *, with_kafka: bool) -> dict[str, str]:
+def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -> dict[str, str]:
     conf = {
         "spark.master": settings.spark_master,
         "spark.driver.memory": settings.spark_driver_memory,
@@ -34,8 +34,10 @@ def session_conf(settings: Settings, *, with_kafka: bool) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         # All buckets are UTC instants; the session time zone must not depend on the host.
         "spark.sql.session.timeZone": "UTC",
-        # Small local data: a few shuffle partitions keep micro-batches quick on 2 cores.
-        "spark.sql.shuffle.partitions": "4",
+        # Streaming: a few shuffle partitions keep micro-batches quick on 2 cores (and are
+        # fixed in a query's checkpoint). Batch: enough that each task's aggregation hash
+        # map fits in memory instead of spilling (adaptive execution coalesces the rest).
+        "spark.sql.shuffle.partitions": str(settings.batch_shuffle_partitions) if batch else "4",
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     }
@@ -44,11 +46,11 @@ def session_conf(settings: Settings, *, with_kafka: bool) -> dict[str, str]:
     return conf
 
 
-def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False):
+def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False, batch: bool = False):
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
-    conf = session_conf(settings, with_kafka=with_kafka)
+    conf = session_conf(settings, with_kafka=with_kafka, batch=batch)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # Launched by spark-submit (Airflow): master and memory were set by the submitter.
         conf = {k: v for k, v in conf.items() if k not in ("spark.master", "spark.driver.memory")}
