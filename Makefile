@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench.batch_bench
 	$(BIN)/python -m bench.speed_bench --events 1000000 --batch 200000
+	$(BIN)/python -m bench.collector_bench --workers 2 4 --duration 30
 
 stack-up: setup
 	$(BIN)/parallax stack up --airflow
