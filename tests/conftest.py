@@ -157,3 +157,40 @@ def new_site(cassandra, stack):
         return site
 
     return make
+
+
+@pytest.fixture
+def events_tail(stack):
+    """Kafka `events` from now on."""
+    from tests.procs import KafkaTail
+
+    tail = KafkaTail(stack, stack.topic_events)
+    yield tail
+    tail.close()
+
+
+@pytest.fixture
+def invalid_tail(stack):
+    """Kafka `events.invalid` from now on."""
+    from tests.procs import KafkaTail
+
+    tail = KafkaTail(stack, stack.topic_invalid)
+    yield tail
+    tail.close()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium: Debian's (Playwright's own download does not work here), or the
+    one PARALLAX_CHROMIUM names."""
+    import shutil
+
+    executable = os.environ.get("PARALLAX_CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        pytest.skip("no Chromium: install Debian's chromium (make test does) or set PARALLAX_CHROMIUM")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True)
+        yield browser
+        browser.close()

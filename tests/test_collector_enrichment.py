@@ -222,50 +222,25 @@ def test_downloads_are_checked_against_the_registry():
 
 # --- through the real collector into Kafka ----------------------------------------------
 
-class RawTail:
-    """Kafka `events` from its end offsets now on, as raw bytes (to look for leaks in them)."""
-
-    def __init__(self, settings) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-        parts = [TopicPartition(settings.topic_events, p)
-                 for p in self.consumer.partitions_for_topic(settings.topic_events)]
-        self.consumer.assign(parts)
-        for tp, offset in self.consumer.end_offsets(parts).items():
-            self.consumer.seek(tp, offset)
-        self.values: list[bytes] = []
-
-    def of_site(self, site: str) -> dict[str, tuple[dict, bytes]]:
-        for batch in self.consumer.poll(timeout_ms=500).values():
-            self.values.extend(m.value for m in batch)
-        found = ((json.loads(v), v) for v in self.values)
-        return {e["event_id"]: (e, raw) for e, raw in found if e.get("site") == site}
-
-
 @pytest.mark.stack
-def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collector_url, new_site):
+def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collector_url, new_site, events_tail):
     site = new_site("enrich")
-    tail = RawTail(stack)
-    try:
-        people, bots = [_event(), _event()], [_event()]
-        # An X-Forwarded-For header is anyone's to send: the collector takes the peer's
-        # address (127.0.0.1 here, no country), not the header's French one.
-        spoofed = "90.0.0.1"
-        for events, ua in ((people, ANDROID_TABLET), (bots, GOOGLEBOT)):
-            r = requests.post(f"{collector_url}/api/collect", data=json.dumps({"site": site, "events": events}),
-                              headers={"User-Agent": ua, "X-Forwarded-For": spoofed, "Content-Type": "text/plain"},
-                              timeout=30)
-            assert r.status_code == 202, r.text
-        want = {e["event_id"] for e in people + bots}
+    people, bots = [_event(), _event()], [_event()]
+    # An X-Forwarded-For header is anyone's to send: the collector takes the peer's
+    # address (127.0.0.1 here, no country), not the header's French one.
+    spoofed = "90.0.0.1"
+    for events, ua in ((people, ANDROID_TABLET), (bots, GOOGLEBOT)):
+        r = requests.post(f"{collector_url}/api/collect", data=json.dumps({"site": site, "events": events}),
+                          headers={"User-Agent": ua, "X-Forwarded-For": spoofed, "Content-Type": "text/plain"},
+                          timeout=30)
+        assert r.status_code == 202, r.text
+    want = {e["event_id"] for e in people + bots}
 
-        def all_arrived() -> dict | None:
-            got = tail.of_site(site)
-            return got if set(got) >= want else None
+    def all_arrived() -> dict | None:
+        got = {e["event_id"]: (e, raw) for e, raw in events_tail.raw_of_site(site)}
+        return got if set(got) >= want else None
 
-        arrived = wait_for("the events in Kafka", all_arrived, timeout=60, interval=0.2)
-    finally:
-        tail.consumer.close()
+    arrived = wait_for("the events in Kafka", all_arrived, timeout=60, interval=0.2)
 
     for e in people:
         event, raw = arrived[e["event_id"]]

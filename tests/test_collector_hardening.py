@@ -36,49 +36,6 @@ def post(url: str, body: Any, **kwargs: Any) -> requests.Response:
                          timeout=kwargs.pop("timeout", 60), **kwargs)
 
 
-class Topic:
-    """A Kafka topic from the moment this is created (its end offsets then) on."""
-
-    def __init__(self, settings: Any, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                      value_deserializer=json.loads)
-        self.parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
-        self.consumer.assign(self.parts)
-        for tp, offset in self.consumer.end_offsets(self.parts).items():
-            self.consumer.seek(tp, offset)
-        self.records: list[dict] = []
-
-    def read(self) -> list[dict]:
-        """Everything up to the topic's end now: what Kafka acknowledged is all there."""
-        ends = self.consumer.end_offsets(self.parts)
-        while any(self.consumer.position(tp) < end for tp, end in ends.items()):
-            for batch in self.consumer.poll(timeout_ms=1000).values():
-                self.records.extend(m.value for m in batch)
-        return self.records
-
-    def of_site(self, site: str) -> list[dict]:
-        return [r for r in self.read() if r.get("site") == site]
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-@pytest.fixture
-def invalid_topic(stack) -> Iterator[Topic]:
-    topic = Topic(stack, stack.topic_invalid)
-    yield topic
-    topic.close()
-
-
-@pytest.fixture
-def events_topic(stack) -> Iterator[Topic]:
-    topic = Topic(stack, stack.topic_events)
-    yield topic
-    topic.close()
-
-
 def start_collector(log_dir, name: str, env: dict[str, str] | None = None, workers: int = 2):
     from infra.proc import CliProcess
 
@@ -145,19 +102,19 @@ def test_bad_requests_get_a_clear_refusal_and_the_collector_keeps_serving(collec
     assert_keeps_serving(collector_url, new_site("serve"))
 
 
-def test_unknown_site_is_refused_and_its_events_kept(collector_url, invalid_topic):
+def test_unknown_site_is_refused_and_its_events_kept(collector_url, invalid_tail):
     site = f"nobody-{uuid.uuid4().hex[:8]}"
     sent = ev()
     r = post(collector_url, {"site": site, "events": [sent]})
     assert r.status_code == 400 and r.json()["reason"] == "unknown_site" and "parallax site add" in r.json()["error"]
-    (kept,) = invalid_topic.of_site(site)
+    (kept,) = invalid_tail.of_site(site)
     assert (kept["reason"], kept["event"]) == ("unknown_site", sent)
 
 
 # --- events rejected one by one -----------------------------------------------------------
 
-def test_hostile_events_land_in_events_invalid_with_their_reason(collector_url, new_site, invalid_topic,
-                                                                 events_topic):
+def test_hostile_events_land_in_events_invalid_with_their_reason(collector_url, new_site, invalid_tail,
+                                                                 events_tail):
     site = new_site("hostile")
     now = int(time.time() * 1000)
     formulas = {"a": "=HYPERLINK(\"https://evil.test\",\"x\")", "b": "+1+1", "c": "-2", "d": "@SUM(A1)"}
@@ -191,13 +148,13 @@ def test_hostile_events_land_in_events_invalid_with_their_reason(collector_url, 
     assert "ahead of the collector's clock" in rejected[9]["errors"][0]
 
     kept = {r["event"].get("event_id") if isinstance(r["event"], dict) else None: r
-            for r in invalid_topic.of_site(site)}
+            for r in invalid_tail.of_site(site)}
     assert len(kept) == 7
     for i, x in rejected.items():
         record = next(r for r in kept.values() if r["event"] == batch[i])
         assert (record["reason"], record["errors"]) == (x["reason"], x["errors"])
 
-    stored = {e["event_id"]: e for e in events_topic.of_site(site)}
+    stored = {e["event_id"]: e for e in events_tail.of_site(site)}
     assert set(stored) == {batch[i]["event_id"] for i in (0, 6, 7, 10)}
     assert stored[batch[6]["event_id"]]["name"] == "<script>alert(1)</script>"  # text, escaped by readers
     assert stored[batch[7]["event_id"]]["props"] == formulas  # the CSV export neutralises them
@@ -290,7 +247,7 @@ def test_metrics_count_what_happens(collector_url, new_site):
 
 # --- a Kafka outage (last: it stops this session's broker for a while) ----------------------
 
-def test_kafka_outage_never_acknowledges_an_event_kafka_does_not_have(stack, log_dir, new_site, events_topic):
+def test_kafka_outage_never_acknowledges_an_event_kafka_does_not_have(stack, log_dir, new_site, events_tail):
     from infra import kafka_node
 
     site = new_site("kafka-outage")
@@ -336,7 +293,7 @@ def test_kafka_outage_never_acknowledges_an_event_kafka_does_not_have(stack, log
             t.join()
         svc.stop()
 
-    in_kafka = Counter(e["event_id"] for e in events_topic.of_site(site))
+    in_kafka = Counter(e["event_id"] for e in events_tail.of_site(site))
     acknowledged = [i for s, _, ids, _ in answers if s is not None and 200 <= s < 300 for i in ids]
     assert acknowledged and all(in_kafka[i] == 1 for i in acknowledged), \
         [(i, in_kafka[i]) for i in acknowledged if in_kafka[i] != 1][:10]

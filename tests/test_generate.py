@@ -8,8 +8,6 @@ says, and a browser on the sample site is seen by the tracker."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +32,7 @@ from infra.generator.run import Config, plan, template_goals
 from infra.generator.sender import Sender, Stats, send_all
 from infra.generator.truth import TruthWriter, read_truth, records_of, row_of, summarize, summary_path
 from schemas import event_schema
-from tests.procs import wait_for
+from tests.procs import KafkaTail, wait_for
 
 START = 1_790_000_000_000  # a fixed clock for the pure tests
 SITES = site_specs(4, "t-")
@@ -377,37 +375,6 @@ def test_the_sample_sites_goals_are_valid():
 
 # --- on the stack --------------------------------------------------------------------------
 
-class KafkaTail:
-    """The `events` topic from its end offsets when created."""
-
-    def __init__(self, settings: Any) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                      value_deserializer=json.loads)
-        parts = [TopicPartition(settings.topic_events, p)
-                 for p in self.consumer.partitions_for_topic(settings.topic_events)]
-        self.consumer.assign(parts)
-        for tp, offset in self.consumer.end_offsets(parts).items():
-            self.consumer.seek(tp, offset)
-        self.records: list[dict] = []
-
-    def of_sites(self, sites: set[str]) -> list[dict]:
-        for batch in self.consumer.poll(timeout_ms=500).values():
-            self.records.extend(m.value for m in batch)
-        return [r for r in self.records if r["site"] in sites]
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
-@pytest.fixture
-def kafka_tail(stack) -> Iterator[KafkaTail]:
-    tail = KafkaTail(stack)
-    yield tail
-    tail.close()
-
-
 def _generate(collector_url: str, truth: Path, *args: str) -> dict:
     result = subprocess.run([sys.executable, "-m", "infra.cli", "generate", "--collector", collector_url,
                              "--truth", str(truth), *args], capture_output=True, text=True, timeout=300)
@@ -427,7 +394,7 @@ def _arrived(tail: KafkaTail, sites: set[str], truth: list[dict]) -> list[dict]:
 
 
 @pytest.mark.stack
-def test_generated_traffic_arrives_in_kafka_as_the_truth_says(stack, cassandra, collector_url, kafka_tail, tmp_path):
+def test_generated_traffic_arrives_in_kafka_as_the_truth_says(stack, cassandra, collector_url, events_tail, tmp_path):
     from views.goals import read_goals
 
     prefix = f"g{uuid.uuid4().hex[:6]}-"
@@ -438,7 +405,7 @@ def test_generated_traffic_arrives_in_kafka_as_the_truth_says(stack, cassandra, 
     sites = {f"{prefix}shop", f"{prefix}blog"}
     assert {r["site"] for r in truth} == sites and summary["totals"]["events"] == 400
 
-    kafka = _arrived(kafka_tail, sites, truth)  # every acknowledged copy, duplicates as sent
+    kafka = _arrived(events_tail, sites, truth)  # every acknowledged copy, duplicates as sent
     assert any(r["duplicate"] for r in truth) and any(r["late_ms"] for r in truth)
     unique = {r["event_id"]: r for r in kafka}
     assert len(unique) == len({r["event_id"] for r in truth}) == 400
@@ -457,7 +424,7 @@ def test_generated_traffic_arrives_in_kafka_as_the_truth_says(stack, cassandra, 
 
 
 @pytest.mark.stack
-def test_cookieless_visitors_are_told_apart_by_the_collector(stack, collector_url, kafka_tail, tmp_path):
+def test_cookieless_visitors_are_told_apart_by_the_collector(stack, collector_url, events_tail, tmp_path):
     """Without visitor_id, the collector derives one from address, User-Agent and the
     day's salt: one per generated visitor (within a UTC day)."""
     prefix = f"c{uuid.uuid4().hex[:6]}-"
@@ -465,28 +432,15 @@ def test_cookieless_visitors_are_told_apart_by_the_collector(stack, collector_ur
     _generate(collector_url, truth_path, "--sites", "1", "--prefix", prefix, "--max", "--events", "150",
               "--window", "2h", "--cookieless", "--seed", "4")
     truth = read_truth(truth_path)
-    kafka = {r["event_id"]: r for r in _arrived(kafka_tail, {f"{prefix}shop"}, truth)}
+    kafka = {r["event_id"]: r for r in _arrived(events_tail, {f"{prefix}shop"}, truth)}
     pairs = {(t["visitor"], kafka[t["event_id"]]["visitor_id"]) for t in truth}
     if len({t["sent_at"] // 86_400_000 for t in truth}) > 1:
         pytest.skip("the run crossed UTC midnight: the salt, and so the derived ids, changed")
     assert len(pairs) == len({v for v, _ in pairs}) == len({k for _, k in pairs}) > 5
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    executable = os.environ.get("PARALLAX_CHROMIUM") or shutil.which("chromium")
-    if not executable:
-        pytest.skip("no Chromium: install Debian's chromium or set PARALLAX_CHROMIUM to its executable")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, headless=True)
-        yield browser
-        browser.close()
-
-
 @pytest.mark.stack
-def test_a_visit_to_the_sample_site_arrives(stack, cassandra, collector_url, kafka_tail, chromium):
+def test_a_visit_to_the_sample_site_arrives(stack, cassandra, collector_url, events_tail, chromium):
     from infra import sample_site
 
     site = f"demo-{uuid.uuid4().hex[:8]}"
@@ -504,7 +458,7 @@ def test_a_visit_to_the_sample_site_arrives(stack, cassandra, collector_url, kaf
         page.wait_for_selector("#thanks", state="visible")
 
         def seen() -> list[dict] | None:
-            events = kafka_tail.of_sites({site})
+            events = events_tail.of_sites({site})
             kinds = Counter((e["type"], e["name"], json.dumps(e["props"], sort_keys=True)) for e in events)
             wanted = [("pageview", None, "null"), ("click", None, '{"element": "cta"}'),
                       ("custom", "signup", '{"plan": "pro"}')]

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import shutil
 import threading
 import uuid
 from collections import Counter
@@ -21,7 +19,7 @@ import pytest
 import requests
 
 from collector.app import origin_allowed
-from tests.procs import wait_for
+from tests.procs import KafkaTail, wait_for
 
 TRACKER = Path(__file__).resolve().parent.parent / "collector" / "static" / "tracker.js"
 UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -79,43 +77,16 @@ def test_tracker_is_served_with_caching_and_gzip():
 
 # --- Kafka ---------------------------------------------------------------------------
 
-class Tail:
-    """What arrives in a Kafka topic from the moment this is created (its end offsets then)."""
-
-    def __init__(self, settings: Any, topic: str) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
-                                      value_deserializer=json.loads)
-        parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
-        self.consumer.assign(parts)
-        for tp, offset in self.consumer.end_offsets(parts).items():
-            self.consumer.seek(tp, offset)
-        self.records: list[dict] = []
-
-    def read(self) -> list[dict]:
-        for batch in self.consumer.poll(timeout_ms=500).values():
-            self.records.extend(m.value for m in batch)
-        return self.records
-
-    def of_site(self, site: str) -> list[dict]:
-        """The site's events read so far, once each (the layers drop repeated event ids,
-        and the tracker may send a batch again when the page is hidden mid-request)."""
-        unique = {r["event_id"]: r for r in self.read() if r.get("site") == site}
-        return sorted(unique.values(), key=lambda r: r["ts"])
-
-    def wait(self, what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-        return wait_for(what, check, timeout=timeout, interval=0.2)
-
-    def close(self) -> None:
-        self.consumer.close()
+def unique_of_site(tail: KafkaTail, site: str) -> list[dict]:
+    """The site's events read so far, once each (the layers drop repeated event ids, and
+    the tracker may send a batch again when the page is hidden mid-request)."""
+    unique = {r["event_id"]: r for r in tail.of_site(site)}
+    return sorted(unique.values(), key=lambda r: r["ts"])
 
 
-@pytest.fixture
-def events_tail(stack) -> Iterator[Tail]:
-    tail = Tail(stack, stack.topic_events)
-    yield tail
-    tail.close()
+def wait_short(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    return wait_for(what, check, timeout=timeout, interval=0.2)
+
 
 
 def register(cassandra, settings, prefix: str, domains: list[str]) -> str:
@@ -164,7 +135,7 @@ def test_collect_takes_events_only_from_the_sites_domains(stack, collector_url, 
     no_origin = requests.post(url, data=_body(site), headers=text, timeout=30)  # server to server
     assert no_origin.status_code == 202 and "Access-Control-Allow-Origin" not in no_origin.headers
 
-    invalid = Tail(stack, stack.topic_invalid)
+    invalid = KafkaTail(stack, stack.topic_invalid)
     try:
         refused = _event()
         denied = requests.post(url, data=json.dumps({"site": site, "events": [refused]}),
@@ -174,7 +145,7 @@ def test_collect_takes_events_only_from_the_sites_domains(stack, collector_url, 
         error = denied.json()
         assert error["reason"] == "origin_not_allowed"
         assert "https://evil.test" in error["error"] and site in error["error"]
-        (kept,) = invalid.wait("the refused event in events.invalid",
+        (kept,) = wait_short("the refused event in events.invalid",
                                lambda: [r for r in invalid.read() if r["site"] == site])
         assert kept["reason"] == "origin_not_allowed" and kept["event"] == refused
         assert kept["errors"] == [error["error"]]
@@ -186,23 +157,6 @@ def test_collect_takes_events_only_from_the_sites_domains(stack, collector_url, 
 
 
 # --- in a browser ----------------------------------------------------------------------
-
-def _chromium() -> str | None:
-    return os.environ.get("PARALLAX_CHROMIUM") or shutil.which("chromium")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    if not executable:
-        pytest.skip("no Chromium: install Debian's chromium or set PARALLAX_CHROMIUM to its executable")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=executable, headless=True)
-        yield chromium
-        chromium.close()
-
 
 class Pages(ThreadingHTTPServer):
     """Test pages by path, on 127.0.0.1 (a different origin than the collector's port)."""
@@ -275,11 +229,11 @@ def _element(type_: str, element: str) -> tuple[str, None, str]:
 
 
 @pytest.mark.stack
-def test_tracker_in_a_browser(stack, cassandra, collector_url, browser, pages, events_tail):
+def test_tracker_in_a_browser(stack, cassandra, collector_url, chromium, pages, events_tail):
     site = register(cassandra, stack, "trk", ["127.0.0.1"])
     index = pages.add(f"/{site}/index.html", page_html(site, collector_url))
     step2 = f"{pages.origin}/{site}/app/step2"
-    context = browser.new_context()
+    context = chromium.new_context()
     context.route("https://elsewhere.test/**", lambda route: route.fulfill(body="<p>elsewhere</p>",
                                                                               content_type="text/html"))
     page = context.new_page()
@@ -287,11 +241,11 @@ def test_tracker_in_a_browser(stack, cassandra, collector_url, browser, pages, e
     def has(what: str, *expected: tuple, count: int = 1) -> list[dict]:
         """Wait until each expected (type, name, props) was seen ``count`` times."""
         def seen() -> list[dict] | None:
-            events = events_tail.of_site(site)
+            events = unique_of_site(events_tail, site)
             kinds = _kinds(events)
             return events if all(kinds[k] >= count for k in expected) else None
 
-        return events_tail.wait(what, seen)
+        return wait_short(what, seen)
 
     try:
         page.goto(index)
@@ -347,7 +301,7 @@ def test_tracker_in_a_browser(stack, cassandra, collector_url, browser, pages, e
 
 
 @pytest.mark.stack
-def test_opted_out_visitors_send_nothing(stack, cassandra, collector_url, browser, pages, events_tail):
+def test_opted_out_visitors_send_nothing(stack, cassandra, collector_url, chromium, pages, events_tail):
     """A localStorage opt-out, Do Not Track and Global Privacy Control each silence the
     tracker; a later visit to another site shows that events would have arrived by then."""
     dnt = "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})"
@@ -356,7 +310,7 @@ def test_opted_out_visitors_send_nothing(stack, cassandra, collector_url, browse
     for name, init_script, opt_out in [("optout", None, True), ("dnt", dnt, False), ("gpc", gpc, False)]:
         site = register(cassandra, stack, name, ["127.0.0.1"])
         silenced.append(site)
-        context = browser.new_context()
+        context = chromium.new_context()
         try:
             if init_script:
                 context.add_init_script(init_script)
@@ -376,7 +330,7 @@ def test_opted_out_visitors_send_nothing(stack, cassandra, collector_url, browse
     # The sentinel: another site, visited afterwards; its ids come from the fallback
     # generator (no crypto.randomUUID); optOut() and optIn() act at once.
     sentinel = register(cassandra, stack, "sentinel", ["127.0.0.1"])
-    context = browser.new_context()
+    context = chromium.new_context()
     try:
         context.add_init_script("delete Crypto.prototype.randomUUID")
         page = context.new_page()
@@ -384,21 +338,21 @@ def test_opted_out_visitors_send_nothing(stack, cassandra, collector_url, browse
         _loaded(page)
         page.evaluate("parallax.optOut(); parallax('while-opted-out'); parallax.optIn(); parallax('done')")
         def done() -> list[dict] | None:
-            events = events_tail.of_site(sentinel)
+            events = unique_of_site(events_tail, sentinel)
             return events if any(e["name"] == "done" for e in events) else None
 
-        events = events_tail.wait("the sentinel's last event", done)
+        events = wait_short("the sentinel's last event", done)
         assert page.evaluate("localStorage.getItem('parallax_ignore')") is None
     finally:
         context.close()
 
     assert "while-opted-out" not in {e["name"] for e in events}
     assert all(re.match(UUID4, e["event_id"]) for e in events)
-    assert {site: events_tail.of_site(site) for site in silenced} == {site: [] for site in silenced}
+    assert {site: unique_of_site(events_tail, site) for site in silenced} == {site: [] for site in silenced}
 
 
 @pytest.mark.stack
-def test_tracker_retries_what_may_succeed_and_drops_what_cannot(stack, cassandra, collector_url, browser, pages,
+def test_tracker_retries_what_may_succeed_and_drops_what_cannot(stack, cassandra, collector_url, chromium, pages,
                                                                 events_tail):
     """A 503 is retried with the same events after its Retry-After; a 400 batch is dropped
     and the events after it still go out."""
@@ -416,7 +370,7 @@ def test_tracker_retries_what_may_succeed_and_drops_what_cannot(stack, cassandra
         else:
             route.continue_()
 
-    context = browser.new_context()
+    context = chromium.new_context()
     try:
         context.route(f"{collector_url}/api/collect", collect)
         page = context.new_page()
@@ -426,18 +380,18 @@ def test_tracker_retries_what_may_succeed_and_drops_what_cannot(stack, cassandra
         def arrived(name: str | None, type_: str = "custom") -> Callable[[], list[dict]]:
             def check() -> list[dict]:
                 page.wait_for_timeout(100)  # Playwright runs the route handler only while called
-                return [e for e in events_tail.of_site(site) if e["type"] == type_ and e["name"] == name]
+                return [e for e in unique_of_site(events_tail, site) if e["type"] == type_ and e["name"] == name]
             return check
 
-        events_tail.wait("the pageview, after one 503", arrived(None, "pageview"))
+        wait_short("the pageview, after one 503", arrived(None, "pageview"))
         page.evaluate("parallax('rejected')")
-        events_tail.wait("the rejected batch to be tried", lambda: page.wait_for_timeout(100) or len(posted) >= 3)
+        wait_short("the rejected batch to be tried", lambda: page.wait_for_timeout(100) or len(posted) >= 3)
         page.evaluate("parallax('after')")
-        events_tail.wait("the event after the dropped batch", arrived("after"))
+        wait_short("the event after the dropped batch", arrived("after"))
     finally:
         context.close()
 
     first_ids = [e["event_id"] for e in posted[0]["events"]]
     assert [e["event_id"] for e in posted[1]["events"]] == first_ids  # the same batch, retried
     assert sum(e.get("name") == "rejected" for body in posted for e in body["events"]) == 1  # not retried
-    assert "rejected" not in {e["name"] for e in events_tail.of_site(site)}
+    assert "rejected" not in {e["name"] for e in unique_of_site(events_tail, site)}

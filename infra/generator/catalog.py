@@ -158,8 +158,8 @@ BOTS = (
     Agent("Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
           "+http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36", "bot", "bingbot", None, 3),
     Agent("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", "bot", "AhrefsBot", None, 2),
-    Agent(f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 "
-          f"Safari/537.36", "bot", "HeadlessChrome", "Linux", 1),
+    Agent("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 "
+          "Safari/537.36", "bot", "HeadlessChrome", "Linux", 1),
 )
 
 
