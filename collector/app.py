@@ -293,8 +293,13 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
             metrics.REQUEST_SECONDS.labels(str(response.status_code)).observe(elapsed)
             if "Origin" in request.headers:
                 response.vary.add("Origin")
-                if g.get("cors_origin"):
-                    response.headers["Access-Control-Allow-Origin"] = g.cors_origin
+                # The page may read every answer but a refused origin's: a judged origin's,
+                # and refusals that came before the origin could be judged (a malformed or
+                # too large body, an unknown site, 429, 503), so that the tracker drops a
+                # hopeless batch or backs off instead of retrying blind.
+                origin = g.get("cors_origin") or (request.headers["Origin"] if response.status_code != 403 else None)
+                if origin:
+                    response.headers["Access-Control-Allow-Origin"] = origin
                     response.headers["Access-Control-Expose-Headers"] = "Retry-After"  # the tracker honours it
         return response
 

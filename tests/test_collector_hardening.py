@@ -111,6 +111,20 @@ def test_unknown_site_is_refused_and_its_events_kept(collector_url, invalid_tail
     assert (kept["reason"], kept["event"]) == ("unknown_site", sent)
 
 
+def test_a_page_can_read_why_its_request_was_refused(collector_url, new_site):
+    """Refusals before the origin is judged are readable by the page, so the tracker drops
+    a hopeless batch instead of retrying it; a refused origin's answer is not."""
+    site = new_site("cors")  # registered for example.test
+    page = {"Origin": "https://shop.elsewhere.test"}
+    for body, status in ((b"{not json", 400), ({"site": f"nobody-{uuid.uuid4().hex[:6]}", "events": [ev()]}, 400),
+                         (b"x" * 300_000, 413)):
+        r = post(collector_url, body, headers=page)
+        assert r.status_code == status, r.text
+        assert r.headers.get("Access-Control-Allow-Origin") == page["Origin"], (status, r.headers)
+    refused = post(collector_url, {"site": site, "events": [ev()]}, headers=page)
+    assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers
+
+
 # --- events rejected one by one -----------------------------------------------------------
 
 def test_hostile_events_land_in_events_invalid_with_their_reason(collector_url, new_site, invalid_tail,
