@@ -167,6 +167,12 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes + 1)
     if test_config:
         app.config.update(test_config)
+    if settings.trusted_proxies:
+        # Behind N proxies, the client is the Nth address from the right of X-Forwarded-For
+        # (what a client sends itself sits further left and is ignored).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     res = Resources(settings)
     limits = RateLimits(settings.rate_limit_ip, settings.rate_limit_site)
     health_check = Health(settings)
@@ -210,7 +216,7 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None) 
     def collect():
         received_at = int(time.time() * 1000)
         origin = request.headers.get("Origin")
-        # The peer's address: X-Forwarded-For is not trusted (any client can send one).
+        # The peer's address (X-Forwarded-For only through PARALLAX_TRUSTED_PROXIES proxies).
         ip = request.remote_addr or ""
         exceeded = limits.check_ip(ip)
         if exceeded:

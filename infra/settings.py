@@ -87,6 +87,9 @@ class Settings:
     # misses the live views, and only the nightly batch counts it.
     max_clock_skew_s: float = field(default_factory=lambda: float(_env("max_clock_skew_s", "600")))
     late_after_s: float = field(default_factory=lambda: float(_env("late_after_s", "600")))
+    # How many reverse proxies in front of the collector append to X-Forwarded-For. 0: the
+    # header is ignored (any client can send one) and the peer's address is the client's.
+    trusted_proxies: int = field(default_factory=lambda: int(_env("trusted_proxies", "0")))
 
     @property
     def master_dir(self) -> Path:

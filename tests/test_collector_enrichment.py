@@ -251,3 +251,25 @@ def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collec
     event, raw = arrived[bots[0]["event_id"]]
     assert (event["device"], event["browser"]) == ("bot", "Googlebot")  # marked, not dropped
     assert b"Googlebot/2.1" not in raw and b"127.0.0.1" not in raw
+
+
+@pytest.mark.stack
+def test_behind_a_trusted_proxy_the_forwarded_client_is_enriched(stack, new_site, events_tail, log_dir):
+    """With PARALLAX_TRUSTED_PROXIES=1 the collector takes the client from the last
+    X-Forwarded-For entry (the proxy's), not from what the client wrote before it."""
+    from tests.test_collector_hardening import start_collector
+
+    site = new_site("proxied")
+    svc, url = start_collector(log_dir, "collector-proxied", env={"PARALLAX_TRUSTED_PROXIES": "1"})
+    try:
+        sent = [_event()]
+        # "1.1.1.1" is what the client claimed; the proxy appended the French peer it saw.
+        r = requests.post(f"{url}/api/collect", data=json.dumps({"site": site, "events": sent}),
+                          headers={"User-Agent": ANDROID_TABLET, "X-Forwarded-For": "1.1.1.1, 90.0.0.1"}, timeout=30)
+        assert r.status_code == 202, r.text
+        got = wait_for("the proxied event", lambda: events_tail.raw_of_site(site), timeout=60, interval=0.2)
+    finally:
+        svc.stop()
+    ((event, raw),) = got
+    assert event["country"] == "FR"
+    assert b"90.0.0.1" not in raw and b"1.1.1.1" not in raw
