@@ -270,16 +270,21 @@ def test_a_missing_required_field_is_named(e, field):
     assert problem is not None and f"/: '{field}' is a required property" in problem.errors
 
 
+def put(e: dict, field: str, value: str) -> str:
+    """Set a text field, or a property's value for "props"; the error path to expect."""
+    if field == "props":
+        e["props"] = {"k": value}
+        return "/props/k"
+    e[field] = value
+    return f"/{field}"
+
+
 @PROPERTY
 @given(valid_events(), st.sampled_from(sorted(TEXT_FIELDS) + ["props"]), st.integers(1, 3000))
 def test_an_over_long_string_is_rejected_naming_the_field(e, field, extra):
     limit = TEXT_FIELDS.get(field, 256)
     value = "x" * (limit + extra)
-    path = f"/{field}"
-    if field == "props":
-        e["props"], path = {"k": value}, "/props/k"
-    else:
-        e[field] = value
+    path = put(e, field, value)
     problem = pipeline.validate(e)
     assert problem is not None and problem.reason is Reason.SCHEMA
     assert f"{path}: {len(value)} characters, longer than the limit of {limit}" in problem.errors
@@ -294,11 +299,7 @@ def test_a_control_character_is_rejected_naming_the_field(e, field, bad, data):
     value = base[:at] + bad + base[at:]
     if len(value) > TEXT_FIELDS.get(field, 256):  # keep within the length limit, or that error comes first
         value = bad + base[:TEXT_FIELDS.get(field, 256) - 1]
-    path = f"/{field}"
-    if field == "props":
-        e["props"], path = {"k": value}, "/props/k"
-    else:
-        e[field] = value
+    path = put(e, field, value)
     problem = pipeline.validate(e)
     assert problem is not None and problem.reason is Reason.CONTROL_CHARACTERS
     assert any(err.startswith(f"{path}: ") and f"U+{ord(bad):04X}" in err for err in problem.errors), problem.errors
