@@ -59,6 +59,17 @@ class Resources:
                 self.sites = SiteRegistry(self._session, self.settings.keyspace)
                 self.salts = DailySalt(self._session, self.settings.keyspace)
 
+    def retire(self, producer: Any) -> None:
+        """Drop a producer that failed to deliver: the next request makes a fresh one. After
+        a broker restart, an idempotent producer's old state can keep it from delivering at
+        all (seen in the Kafka outage test); a new producer starts clean. The old one is
+        closed in the background, without waiting for its records."""
+        with self._lock:
+            if self._producer is not producer:
+                return  # another request retired it already
+            self._producer = None
+        threading.Thread(target=producer.close, kwargs={"timeout": 0}, daemon=True).start()
+
     def producer(self) -> Any:
         with self._lock:
             if self._producer is None:
@@ -92,6 +103,7 @@ class Resources:
             for f in futures:
                 f.get(timeout=self.settings.kafka_ack_timeout_s)
         except Exception as exc:
+            self.retire(producer)
             raise KafkaUnavailable(str(exc)) from exc
         metrics.KAFKA_ACK_SECONDS.observe(time.perf_counter() - started)
 
