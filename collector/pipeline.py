@@ -238,11 +238,12 @@ def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> str:
 
 
 def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent: str, received_at: int,
-           client: Client | None = None) -> dict[str, Any]:
+           client: Client | None = None, cookieless_id: str | None = None) -> dict[str, Any]:
     """The enriched event written to Kafka `events` (see ``schemas.ENRICHED_EVENT_DDL``).
     The IP and the User-Agent go into the visitor id and ``client`` (the request's device,
     browser, OS and country; worked out from them, without a country, when not given)
-    only: neither is part of the output."""
+    only: neither is part of the output. ``cookieless_id`` is the request's visitor id,
+    when the caller already hashed it (it is the same for every event of a request)."""
     client = client or describe_client(ip, user_agent, None)
     return {
         "event_id": event["event_id"].lower(),
@@ -252,7 +253,7 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
         "url": event["url"],
         "path": urlsplit(event["url"]).path or "/",
         "referrer": event.get("referrer") or None,
-        "visitor_id": event.get("visitor_id") or visitor_id(salt, site, ip, user_agent),
+        "visitor_id": event.get("visitor_id") or cookieless_id or visitor_id(salt, site, ip, user_agent),
         "received_at": received_at,
         "schema_version": event.get("schema_version", EVENT_SCHEMA_VERSION),
         "name": event.get("name"),
@@ -299,12 +300,14 @@ def is_late(event: dict[str, Any], ctx: Context) -> bool:
 def process(events: list[Any], ctx: Context) -> Processed:
     """validate -> enrich -> filter, event by event; the first step to object rejects it."""
     out = Processed()
+    # One hash per request, not per event: every event of it shares salt, site, IP and agent.
+    cookieless = visitor_id(ctx.salt, ctx.site, ctx.ip, ctx.user_agent)
     for index, event in enumerate(events):
         problem = validate(event)
         enriched = None
         if problem is None:
             enriched = enrich(event, ctx.site, salt=ctx.salt, ip=ctx.ip, user_agent=ctx.user_agent,
-                              received_at=ctx.received_at, client=ctx.client)
+                              received_at=ctx.received_at, client=ctx.client, cookieless_id=cookieless)
             problem = filter_event(enriched, ctx)
         if problem is not None:
             out.rejected.append(Rejection(index, event, problem.reason, problem.errors))
