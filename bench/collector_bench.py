@@ -551,6 +551,24 @@ def bench_collector(settings: Any, args: argparse.Namespace, workers: int, topic
                 (sum(1 for c in w.net_connections("tcp") if c.status == "ESTABLISHED" and c.laddr.port == port)
                  for w in gunicorn_workers), reverse=True)
 
+        def account(run: dict[str, Any], before: int, metrics_before: dict) -> tuple[int, dict]:
+            """After a run: CPU per worker, the topic's growth against the 202s, and the
+            mean Kafka acknowledgement time; returns the topic's count and the metrics."""
+            run["cores_per_worker"] = sorted((run["cores"].pop(f"worker:{w.pid}") for w in gunicorn_workers),
+                                             reverse=True)
+            after = topic_count(settings.kafka_bootstrap, topic)
+            run["kafka_messages"] = after - before
+            run["nothing_missing"] = after - before == run["accepted_events_all"]
+            m = scrape(url)
+
+            def delta(name: str) -> float:
+                return m.get(name, 0) - metrics_before.get(name, 0)
+
+            acks = delta("parallax_collector_kafka_ack_seconds_count")
+            run["kafka_ack_mean_ms"] = (round(1000 * delta("parallax_collector_kafka_ack_seconds_sum") / acks, 1)
+                                        if acks else None)
+            return after, m
+
         result: dict[str, Any] = {"workers": workers, "threads": THREADS,
                                   "prewarm_requests": prewarm(url, gunicorn_workers, settings)}
         before, metrics_before = topic_count(settings.kafka_bootstrap, topic), scrape(url)
@@ -558,17 +576,9 @@ def bench_collector(settings: Any, args: argparse.Namespace, workers: int, topic
                        seed=workers * 10 + 1, max_rps=args.max_rps, reconnect_every=args.reconnect_every,
                        during=connections_per_worker)
         sat.update(spread)
-        sat["cores_per_worker"] = sorted((sat["cores"].pop(f"worker:{w.pid}") for w in gunicorn_workers), reverse=True)
-        after = topic_count(settings.kafka_bootstrap, topic)
-        sat["kafka_messages"] = after - before
-        sat["nothing_missing"] = after - before == sat["accepted_events_all"]
-        m = scrape(url)
+        after, m = account(sat, before, metrics_before)
         sat["collector_counted"] = round(m.get("parallax_collector_events_accepted_total", 0)
                                          - metrics_before.get("parallax_collector_events_accepted_total", 0))
-        acks = m.get("parallax_collector_kafka_ack_seconds_count", 0) - metrics_before.get(
-            "parallax_collector_kafka_ack_seconds_count", 0)
-        sat["kafka_ack_mean_ms"] = round(1000 * (m.get("parallax_collector_kafka_ack_seconds_sum", 0) - metrics_before.get(
-            "parallax_collector_kafka_ack_seconds_sum", 0)) / acks, 1) if acks else None
         result["saturation"] = sat
         print(json.dumps({"run": "saturation", "workers": workers, **sat}), flush=True)
 
@@ -576,15 +586,7 @@ def bench_collector(settings: Any, args: argparse.Namespace, workers: int, topic
         before, metrics_before = after, m
         lat = run_load("paced", port, args.procs, max(args.procs, 8), args.warmup, args.latency_duration, rate, groups,
                        seed=workers * 10 + 2, max_rps=args.max_rps, reconnect_every=args.reconnect_every)
-        lat["cores_per_worker"] = sorted((lat["cores"].pop(f"worker:{w.pid}") for w in gunicorn_workers), reverse=True)
-        after = topic_count(settings.kafka_bootstrap, topic)
-        lat["kafka_messages"] = after - before
-        lat["nothing_missing"] = after - before == lat["accepted_events_all"]
-        m = scrape(url)
-        acks = m.get("parallax_collector_kafka_ack_seconds_count", 0) - metrics_before.get(
-            "parallax_collector_kafka_ack_seconds_count", 0)
-        lat["kafka_ack_mean_ms"] = round(1000 * (m.get("parallax_collector_kafka_ack_seconds_sum", 0) - metrics_before.get(
-            "parallax_collector_kafka_ack_seconds_sum", 0)) / acks, 1) if acks else None
+        account(lat, before, metrics_before)
         result["half_rate"] = lat
         print(json.dumps({"run": "half_rate", "workers": workers, **lat}), flush=True)
         rejected = topic_count(settings.kafka_bootstrap, invalid_topic, partitions=1)
