@@ -30,6 +30,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 
 from collector.enrichment import Client, describe_client
@@ -153,16 +154,29 @@ def parse(body: bytes, max_events: int) -> Batch:
 
 _validators = {v: Draft202012Validator(event_schema(v), format_checker=Draft202012Validator.FORMAT_CHECKER)
                for v in EVENT_SCHEMA_VERSIONS}
+
+
+def _is_uuid(value: str) -> bool:
+    return Draft202012Validator.FORMAT_CHECKER.conforms(value, "uuid")  # jsonschema's own check
+
+
+# The same schemas compiled to Python code: about 30 times cheaper than jsonschema on a valid
+# event, the usual case. It only says "valid" or not; jsonschema has the last word on an event
+# it doubts (its patterns end in \Z where jsonschema's $ also takes a final newline) and words
+# the errors with their paths. tests/test_collector_pipeline.py checks that whatever the fast
+# check passes, jsonschema passes too.
+_fast_validators = {v: fastjsonschema.compile(event_schema(v), formats={"uuid": _is_uuid})
+                    for v in EVENT_SCHEMA_VERSIONS}
 _MAX_MESSAGE = 200  # jsonschema quotes the offending value: a 2 MB string must not come back whole
 # Unicode category Cc, and surrogates (json.loads pairs valid ones, so any left are unpaired).
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _TEXT_FIELDS = ("url", "referrer", "name")
 
 
-def _validator_for(event: Any) -> Draft202012Validator:
+def _version_of(event: Any) -> int:
     """The schema the event names (an older tracker's), else the latest."""
     version = event.get("schema_version") if isinstance(event, dict) else None
-    return _validators[version if version in EVENT_SCHEMA_VERSIONS else EVENT_SCHEMA_VERSION]
+    return version if version in EVENT_SCHEMA_VERSIONS else EVENT_SCHEMA_VERSION
 
 
 def _path_of(error: Any) -> str:
@@ -180,8 +194,15 @@ def _message(error: Any) -> str:
 
 
 def _schema_errors(event: Any) -> list[str]:
-    errors = sorted(_validator_for(event).iter_errors(event), key=lambda e: [str(p) for p in e.absolute_path])
+    version = _version_of(event)
+    try:
+        _fast_validators[version](event)
+        return []
+    except Exception:  # noqa: BLE001 -- any doubt (JsonSchemaException or other) goes to jsonschema
+        pass
+    errors = sorted(_validators[version].iter_errors(event), key=lambda e: [str(p) for p in e.absolute_path])
     return [_message(e) for e in errors]
+
 
 
 def _text_values(event: dict[str, Any]) -> list[tuple[str, str]]:

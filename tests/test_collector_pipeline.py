@@ -325,3 +325,38 @@ def test_parse_refuses_anything_malformed_with_a_reason(body):
         assert exc.reason in (Reason.MALFORMED_BODY, Reason.BATCH_TOO_LARGE) and exc.message
     else:
         assert isinstance(batch.site, str) and isinstance(batch.events, list)
+
+
+# The compiled schema (fastjsonschema) decides alone only when it passes an event: whatever it
+# passes, jsonschema must pass too; and it must pass valid events, or the fast path is never taken.
+NEAR_MISSES = (st.sampled_from(["", "\n", " ", "x", "-", "\u00e9"]).map(lambda tail: lambda v: v + tail)
+               | st.just(lambda v: v.upper()) | st.just(lambda v: "\n" + v))
+SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+           | st.sampled_from([2, 2.0, 1, 1.0, True, 946_684_800_000, 946_684_799_999, 946_684_800_000.0, 1e300]))
+
+
+def fast_passes(e) -> bool:
+    try:
+        pipeline._fast_validators[pipeline._version_of(e)](e)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@PROPERTY
+@given(valid_events(), st.data())
+def test_the_compiled_schema_never_passes_what_jsonschema_rejects(e, data):
+    assert fast_passes(e)
+    for _ in range(data.draw(st.integers(1, 3))):
+        field = data.draw(st.sampled_from(sorted(set(e) | set(OPTIONAL) | {"event_id", "type", "ts", "url"})))
+        current = e.get(field)
+        if isinstance(current, str) and data.draw(st.booleans()):
+            e[field] = data.draw(NEAR_MISSES)(current)
+        elif field == "props" and data.draw(st.booleans()):
+            e["props"] = data.draw(st.dictionaries(st.text(max_size=42), SCALARS | JSON, max_size=32))
+        elif data.draw(st.booleans()):
+            e[field] = data.draw(SCALARS | JSON)
+        else:
+            e.pop(field, None)
+    if fast_passes(e):
+        assert not list(pipeline._validators[pipeline._version_of(e)].iter_errors(e)), e
