@@ -82,15 +82,35 @@ def realtime(site: str):
     return jsonify(realtime_report(store, site, datetime.now(timezone.utc), tz))
 
 
+def _parse_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReportError(f"'day' must be a date (YYYY-MM-DD), got {value!r}") from None
+
+
+@bp.get("/sites/<site>/drift")
+def drift(site: str):
+    """How far the speed views of a day (?day=YYYY-MM-DD in the site's zone, default
+    yesterday) were from the batch layer's exact views, per measure."""
+    store = current_app.extensions["parallax.viewstore"]()
+    tz = store.site_zone(site)
+    if tz is None:
+        raise UnknownSite(site)
+    yesterday = datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
+    day = _parse_day(request.args.get("day") or yesterday.isoformat())
+    measures = store.drift(site, day)
+    for m in measures:
+        m["difference"] = m["speed"] - m["batch"]
+        m["relative"] = m["difference"] / m["batch"] if m["batch"] else None
+    return jsonify(site=site, day=day.isoformat(), computed=bool(measures), measures=measures)
+
+
 @bp.get("/speed/dropped")
 def speed_dropped():
     """How many events the speed layer dropped behind its watermark on a UTC day
     (?day=YYYY-MM-DD, default today), per streaming query. The batch layer counts them."""
-    value = request.args.get("day") or datetime.now(timezone.utc).date().isoformat()
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        raise ReportError(f"'day' must be a date (YYYY-MM-DD), got {value!r}") from None
+    day = _parse_day(request.args.get("day") or datetime.now(timezone.utc).date().isoformat())
     store = current_app.extensions["parallax.viewstore"]()
     return jsonify(day=day.isoformat(), dropped=store.dropped_late(day))
 

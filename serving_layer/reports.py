@@ -27,7 +27,7 @@ from views.catalogue import (
     is_breakdown_view,
 )
 from views.store import MEASURE_COLUMNS
-from views.transforms import HLL_LG_K
+from views.sketches import union_estimate
 
 MAX_BUCKETS = 5000
 SUM_COLUMNS = tuple(c for c in MEASURE_COLUMNS if c not in ("visitors", "visitors_sketch"))
@@ -96,16 +96,6 @@ def _check_metrics(metrics: list[str], *, need_one: bool = False, extra: tuple[s
     if unknown or (need_one and not metrics):
         raise ReportError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; known: "
                           f"{', '.join((*MEASURES, *extra))}")
-
-
-def union_estimate(sketches: list[bytes]) -> int:
-    """Distinct visitors of several buckets: the estimate of the union of their sketches."""
-    from datasketches import hll_sketch, hll_union
-
-    union = hll_union(HLL_LG_K)
-    for blob in sketches:
-        union.update(hll_sketch.deserialize(blob))
-    return int(round(union.get_result().get_estimate()))
 
 
 def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datetime, end: datetime,

@@ -35,6 +35,9 @@ class CassandraViewStore:
         self._boundary = session.prepare(f"SELECT boundary FROM {keyspace}.batch_boundary WHERE site = ?")
         self._dropped = session.prepare(f"SELECT dropped FROM {keyspace}.speed_dropped WHERE query = ? AND day = ?")
         self._site = session.prepare(f"SELECT site, timezone FROM {keyspace}.sites WHERE site = ?")
+        self._drift = session.prepare(
+            f"SELECT measure, speed_total, batch_total, speed_minutes, batch_minutes, minutes_differing, computed_at "
+            f"FROM {keyspace}.batch_drift WHERE site = ? AND day = ?")
 
     def site_zone(self, site: str) -> str | None:
         """The site's IANA time zone, or None if the site is not registered."""
@@ -48,6 +51,14 @@ class CassandraViewStore:
             rows = self.session.execute(self._dropped, (query, day))
             out[query] = sum(r.dropped or 0 for r in rows)
         return out
+
+    def drift(self, site: str, day: date) -> list[dict[str, Any]]:
+        """The drift record of ``site``'s ``day`` (see ``batch_layer.drift``); empty before
+        the batch layer has computed that day."""
+        return [{"measure": r.measure, "speed": r.speed_total, "batch": r.batch_total, "speed_minutes": r.speed_minutes,
+                 "batch_minutes": r.batch_minutes, "minutes_differing": r.minutes_differing,
+                 "computed_at": as_utc(r.computed_at).isoformat()}
+                for r in self.session.execute(self._drift, (site, day))]
 
     def boundary(self, site: str) -> datetime | None:
         row = self.session.execute(self._boundary, (site,)).one()

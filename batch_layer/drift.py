@@ -1,0 +1,145 @@
+"""The drift record: how far the speed layer's views of a day were from the exact ones.
+
+After a day's batch views are written, each site's per-minute totals of the speed layer
+are compared with the batch layer's for the same minutes of that (local) day. Counts
+should be equal on in-order data: a difference means events the speed layer dropped
+behind its watermark, lost, or counted twice. Visitors differ by the sketch's error. The
+record (table ``batch_drift``, one row per day, site and measure) tells an operator which
+of these happened and how often, and ``GET /api/v1/sites/<site>/drift?day=`` serves it.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from views.sketches import union_estimate
+from views.catalogue import TOTAL_DIM, TRAFFIC_VIEW, local_day_bounds, period_key
+from views.store import BATCH_TABLE, SPEED_TABLE, upsert
+
+log = logging.getLogger(__name__)
+
+# The measures compared minute by minute; visitors are compared as the day's union of the
+# speed layer's minute sketches against the batch layer's exact count of the day.
+COUNT_MEASURES = ("pageviews", "events", "clicks", "impressions", "sessions", "bounces", "duration_ms",
+                  "session_pageviews")
+VISITORS = "visitors"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One measure of one site's day: both layers' totals and how many minutes differed."""
+    measure: str
+    speed: int
+    batch: int
+    speed_minutes: int  # minutes the speed layer has a row for
+    batch_minutes: int
+    minutes_differing: int
+
+    @property
+    def difference(self) -> int:
+        return self.speed - self.batch
+
+    @property
+    def relative(self) -> float | None:
+        """speed - batch as a fraction of batch; None when batch is 0."""
+        return self.difference / self.batch if self.batch else None
+
+
+def compare(speed: Mapping[datetime, Mapping[str, Any]], batch: Mapping[datetime, Mapping[str, Any]],
+            speed_visitors: int, batch_visitors: int) -> list[Drift]:
+    """The drift of one site's day from its minute rows (bucket -> measure values) in each
+    layer, and its visitors (the speed layer's union estimate, the batch layer's exact count)."""
+    minutes = set(speed) | set(batch)
+    out = []
+    for measure in COUNT_MEASURES:
+        def value(rows: Mapping[datetime, Mapping[str, Any]], minute: datetime) -> int:
+            row = rows.get(minute)
+            return int(row.get(measure) or 0) if row is not None else 0
+
+        differing = sum(1 for m in minutes if value(speed, m) != value(batch, m))
+        out.append(Drift(measure, sum(value(speed, m) for m in speed), sum(value(batch, m) for m in batch),
+                         len(speed), len(batch), differing))
+    differing = sum(1 for m in minutes if int((speed.get(m) or {}).get(VISITORS) or 0)
+                    != int((batch.get(m) or {}).get(VISITORS) or 0))
+    out.append(Drift(VISITORS, speed_visitors, batch_visitors, len(speed), len(batch), differing))
+    return out
+
+
+def _periods(start: datetime, end: datetime) -> list[str]:
+    """The minute partitions (UTC days) that [start, end) touches."""
+    days, day = [], start.astimezone(timezone.utc).date()
+    while datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) < end:
+        days.append(period_key("minute", datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)))
+        day += timedelta(days=1)
+    return days
+
+
+def _minute_rows(session: Any, keyspace: str, table: str, site: str, start: datetime,
+                 end: datetime) -> tuple[dict[datetime, dict[str, Any]], list[bytes]]:
+    from views.store import as_utc
+
+    stmt = session.prepare(
+        f"SELECT bucket, {', '.join(COUNT_MEASURES)}, {VISITORS}, visitors_sketch FROM {keyspace}.{table} "
+        "WHERE site = ? AND view_name = ? AND granularity = 'minute' AND period = ? AND bucket >= ? AND bucket < ?")
+    rows: dict[datetime, dict[str, Any]] = {}
+    sketches: list[bytes] = []
+    for period in _periods(start, end):
+        for r in session.execute(stmt, (site, TRAFFIC_VIEW, period, start, end)):
+            rows[as_utc(r.bucket)] = r._asdict()
+            if r.visitors_sketch:
+                sketches.append(bytes(r.visitors_sketch))
+    return rows, sketches
+
+
+def _batch_day_visitors(session: Any, keyspace: str, site: str, start: datetime) -> int:
+    row = session.execute(
+        f"SELECT visitors FROM {keyspace}.{BATCH_TABLE} WHERE site = %s AND view_name = %s AND granularity = 'day' "
+        "AND period = %s AND bucket = %s AND dim = %s",
+        (site, TRAFFIC_VIEW, period_key("day", start), start, TOTAL_DIM)).one()
+    return int(row.visitors or 0) if row is not None else 0
+
+
+def site_drift(session: Any, keyspace: str, day: date, site: str, tz: str) -> list[Drift]:
+    """Read both layers' minute rows of ``site``'s ``day`` and compare them."""
+    start, end = local_day_bounds(day, tz)
+    speed, sketches = _minute_rows(session, keyspace, SPEED_TABLE, site, start, end)
+    batch, _ = _minute_rows(session, keyspace, BATCH_TABLE, site, start, end)
+    speed_visitors = union_estimate(sketches) if sketches else 0
+    return compare(speed, batch, speed_visitors, _batch_day_visitors(session, keyspace, site, start))
+
+
+def record_drift(session: Any, keyspace: str, day: date, sites: Mapping[str, str]) -> dict[str, list[Drift]]:
+    """Compare and write the drift of ``day`` for every site (site -> zone); log a line per
+    site whose counts differ, or whose speed views are gone (older than their TTL)."""
+    now = datetime.now(timezone.utc)
+    drifts = {site: site_drift(session, keyspace, day, site, tz) for site, tz in sorted(sites.items())}
+    stmt = session.prepare(
+        f"INSERT INTO {keyspace}.batch_drift (day, site, measure, speed_total, batch_total, speed_minutes, batch_minutes, "
+        "minutes_differing, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    upsert(session, stmt, rows(day, drifts, now))
+    for site, measures in drifts.items():
+        log_site(day, site, measures)
+    return drifts
+
+
+def rows(day: date, drifts: Mapping[str, Iterable[Drift]], now: datetime) -> list[tuple]:
+    return [(day, site, d.measure, d.speed, d.batch, d.speed_minutes, d.batch_minutes, d.minutes_differing, now)
+            for site, measures in drifts.items() for d in measures]
+
+
+def log_site(day: date, site: str, measures: list[Drift]) -> None:
+    counts = [d for d in measures if d.measure != VISITORS]
+    if counts and counts[0].batch_minutes and not counts[0].speed_minutes:
+        log.info("%s drift of %s: no speed views for that day (expired after their TTL, or the speed layer "
+                 "was not running)", day, site)
+        return
+    off = [d for d in counts if d.difference]
+    if not off:
+        log.info("%s drift of %s: speed and batch counts equal in every minute", day, site)
+        return
+    log.warning("%s drift of %s: %s", day, site, "; ".join(
+        f"{d.measure} speed {d.speed} vs batch {d.batch} ({d.difference:+d}, {d.minutes_differing} minutes differ)"
+        for d in off))
