@@ -699,7 +699,7 @@ def in_process_request(settings: Any, topic: str, invalid_topic: str, n: int = 4
         client.post("/api/collect", data=body, headers=headers)
     used = time.process_time() - c0
     res = app.extensions["parallax.collector"]
-    res.producer().close(timeout=10)
+    res.close()
     res.registries()
     res._session.cluster.shutdown()
     return round(used / n * 1e6)

@@ -59,16 +59,16 @@ class Resources:
                 self.sites = SiteRegistry(self._session, self.settings.keyspace)
                 self.salts = DailySalt(self._session, self.settings.keyspace)
 
-    def retire(self, producer: Any) -> None:
-        """Drop a producer that failed to deliver: the next request makes a fresh one. After
-        a broker restart, an idempotent producer's old state can keep it from delivering at
-        all (seen in the Kafka outage test); a new producer starts clean. The old one is
-        closed in the background, without waiting for its records."""
+    def retire(self, sink: Any) -> None:
+        """Drop a producer that failed to deliver: the next request makes a fresh one (a
+        producer's idempotence state after a broker restart is best not relied on; a new
+        one starts clean). The old one is purged and closed in the background: the requests
+        still waiting on it are answered 503 at once."""
         with self._lock:
-            if self._producer is not producer:
+            if self._producer is not sink:
                 return  # another request retired it already
             self._producer = None
-        threading.Thread(target=producer.close, kwargs={"timeout": 0}, daemon=True).start()
+        sink.retire()
 
     def producer(self) -> Any:
         with self._lock:
@@ -78,12 +78,10 @@ class Resources:
                 # each waiting in turn.
                 if time.monotonic() - self._producer_failed_at < _RETRY_PRODUCER_S:
                     raise KafkaUnavailable("Kafka was unreachable moments ago")
-                from infra.clients import json_bytes, kafka_producer
+                from collector.kafka_sink import connect
 
                 try:
-                    self._producer = kafka_producer(self.settings, value_serializer=json_bytes, max_block_ms=5000,
-                                                    bootstrap_timeout_ms=5000, request_timeout_ms=5000,
-                                                    delivery_timeout_ms=int(self.settings.kafka_ack_timeout_s * 1000))
+                    self._producer = connect(self.settings, timeout_s=5.0)
                 except Exception as exc:
                     self._producer_failed_at = time.monotonic()
                     raise KafkaUnavailable(str(exc)) from exc
@@ -95,17 +93,28 @@ class Resources:
         retries with the same event_id, and both layers drop the repeat."""
         if not records:
             return
-        producer = self.producer()
+        from collector.kafka_sink import SinkClosed, to_json
+
+        payloads = [(topic, key, to_json(value)) for topic, key, value in records]
+        sink = self.producer()
         started = time.perf_counter()
         try:
-            futures = [producer.send(topic, key=key, value=value) for topic, key, value in records]
-            producer.flush(timeout=self.settings.kafka_ack_timeout_s)
-            for f in futures:
-                f.get(timeout=self.settings.kafka_ack_timeout_s)
-        except Exception as exc:
-            self.retire(producer)
+            acks = sink.send(payloads)
+        except BufferError as exc:  # librdkafka's queue is full: Kafka is slow, not the producer broken
+            raise KafkaUnavailable(f"producer queue full: {exc}") from exc
+        except (SinkClosed, RuntimeError) as exc:  # retired meanwhile by another request
             raise KafkaUnavailable(str(exc)) from exc
+        if not acks.done.wait(self.settings.kafka_ack_timeout_s + 1.0) or acks.error is not None:
+            self.retire(sink)
+            raise KafkaUnavailable(str(acks.error or "no acknowledgement in time"))
         metrics.KAFKA_ACK_SECONDS.observe(time.perf_counter() - started)
+
+    def close(self) -> None:
+        """Retire the producer (purged: call once nothing is waiting on it)."""
+        with self._lock:
+            sink, self._producer = self._producer, None
+        if sink is not None:
+            sink.retire()
 
 
 _RETRY_PRODUCER_S = 2.0

@@ -9,8 +9,9 @@ from collector.app import create_app
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                     datefmt="%H:%M:%S")
 logging.getLogger("cassandra").setLevel(logging.WARNING)
-# kafka-python logs every failed connection while Kafka is away (hundreds of lines a
+# A Kafka client logs every failed connection while Kafka is away (hundreds of lines a
 # minute); the collector says it once every few seconds instead (collector.app.OutageLog).
+# Its producer is librdkafka's (quietened in collector.kafka_sink); kafka-python's logger too.
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 app = create_app()
