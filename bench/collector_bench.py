@@ -4,7 +4,7 @@ latency at half that rate, and a bare kafka-python producer pushing the same eve
     .venv/bin/python -m bench.collector_bench --workers 2 4 --duration 30
 
 For each worker count it starts its own collector (`parallax collect --port P --workers W`,
-8 threads a worker as the CLI sets, rate limits off) writing to a Kafka topic of its own
+12 threads a worker as the CLI sets, rate limits off) writing to a Kafka topic of its own
 (3 partitions, deleted at the end), for a site of its own, and sends requests until every
 worker has connected to Kafka and Cassandra (each does so at its first request). Then:
 
@@ -63,7 +63,7 @@ USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/1
 PATHS = ("/", "/pricing", "/blog", "/blog/launch", "/docs", "/docs/install", "/signup", "/about")
 REFERRERS = (None, None, "https://www.google.com/", "https://news.ycombinator.com/", "https://bench.test/")
 VISITORS = 20_000
-THREADS = 8  # what `parallax collect` gives each worker
+THREADS = 12  # what `parallax collect` gives each worker (infra/cli.py)
 ID_MARK = b'"event_id":"'
 
 

@@ -114,6 +114,10 @@ def connect(settings: Any, timeout_s: float = 5.0) -> KafkaSink:
         # librdkafka would log every failed connection while Kafka is away; the collector
         # tells the operator itself (collector.app.OutageLog).
         "log_level": 2,
+        # A request waits this long at least, but librdkafka's broker thread wakes far less
+        # often: measured under load, 10 ms cost ~10% less collector CPU per request than 5
+        # (and a quarter less Kafka CPU); 2 ms cost 70% more.
+        "linger.ms": 10,
     })
     try:
         producer.list_topics(timeout=timeout_s)

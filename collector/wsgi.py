@@ -1,4 +1,4 @@
-"""WSGI entry for a production server: ``gunicorn -w 2 --threads 8 collector.wsgi:app``
+"""WSGI entry for a production server: ``gunicorn -w 2 --threads 12 collector.wsgi:app``
 (what `parallax collect` runs, with ``--config python:collector.gunicorn_conf`` for /metrics)."""
 import logging
 
