@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
@@ -25,7 +25,6 @@ from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANUL
 from views.goals import Goal, read_goals
 from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params, view_partition
 from views.transforms import (
-    dedupe_events,
     local_date,
     rollup_partials,
     session_rows,
@@ -39,8 +38,12 @@ from views.transforms import (
 )
 
 log = logging.getLogger(__name__)
-# What the event views read of an event, besides its dimensions (goals match path and name).
-VIEW_INPUT_COLUMNS = ("site", "timezone", "visitor_id", "type", "event_time", "path", "name", "props")
+# What the event views and the sessions read of an event (the views derive their
+# dimensions from url, referrer and the collector's enrichment; goals match path and name).
+INPUT_COLUMNS = ("site", "timezone", "visitor_id", "event_id", "type", "event_time", "path", "name", "props", "url",
+                 "referrer", "country", "device", "browser", "os")
+# How many archived copies a deduplicated event had (tracker retries), for the run's record.
+COPIES = "_copies"
 
 
 def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str]) -> DataFrame | None:
@@ -62,41 +65,57 @@ def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sit
     return events.where(local_date(events).between(F.lit(first), F.lit(last)))
 
 
-def read_day(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str]) -> DataFrame | None:
-    return read_days(spark, master_dir, day, day, sites)
+def deduplicated(events: DataFrame) -> DataFrame:
+    """One row per ``event_id`` (an arbitrary one of its copies: retries are identical),
+    with the number of copies, clustered by site and visitor.
+
+    Every later aggregation groups by site and visitor among its keys (visitor partials,
+    sessions), so this one shuffle serves all of them: Spark adds no other exchange before
+    the visitor partials, and the ~16 rows each event explodes into never cross one.
+    Equivalent to ``views.transforms.dedupe_events`` (``dropDuplicates`` is an aggregate
+    taking each column's first value), plus the count."""
+    columns = [c for c in INPUT_COLUMNS if c in events.columns and c != "event_id"]
+    # Clustering by event_id first lets the aggregate run without a partial sort of its own.
+    once = events.repartition("event_id").groupBy("event_id").agg(
+        *(F.first(c).alias(c) for c in columns), F.count(F.lit(1)).alias(COPIES))
+    return once.repartition("site", "visitor_id")
 
 
-def day_views(deduped: DataFrame, goals: tuple[Goal, ...] = ()) -> tuple[dict[str, DataFrame], DataFrame]:
-    """Every granularity's exact event views of one day's deduplicated events (with their
-    dimensions): the site total at every granularity, breakdowns at hours and days.
+def day_views(events: DataFrame, goals: tuple[Goal, ...] = ()) -> tuple[dict[str, DataFrame], DataFrame]:
+    """Every granularity's exact event views of one day's deduplicated events: the site
+    total at every granularity, breakdowns at hours and days.
 
-    Every event is exploded into its views once: the visitor partials of the hours are
-    kept (returned too, for the caller to unpersist), and the days are rolled up from them
-    rather than from the events again."""
+    Dimensions and hour buckets are derived once per event, and every event is exploded
+    into its views once: the visitor partials of the hours are kept (returned too, for the
+    caller to unpersist), and the days are rolled up from them rather than from the events
+    again."""
     assert BREAKDOWN_GRANULARITIES == ("hour", "day")
     keys = ("view_name", "dim")
-    keyed = with_view_keys(with_bucket(deduped, "hour"), goals)  # the bucket is usually there already
+    keyed = with_view_keys(with_bucket(with_dimensions(events), "hour"), goals)
     hours = visitor_partials(keyed, "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
-    return {"minute": views(deduped, "minute", exact_visitors=True, breakdowns=False),
+    return {"minute": views(events, "minute", exact_visitors=True, breakdowns=False),
             "hour": views_from_partials(hours, keys),
             "day": views_from_partials(rollup_partials(hours, "day", keys), keys)}, hours
 
 
-def day_sessions(spark: SparkSession, master_dir: str, day: date, sites: dict[str, str], gap: str) -> DataFrame | None:
-    """The exact sessions that started on ``day - 1`` or ``day`` (site's zone), from every
-    archived event that can belong to them.
+def session_span(day: date, gap: str) -> Column:
+    """Whether an event can belong to a session that started on ``day - 1`` or ``day``
+    (site's zone): from ``gap`` before ``day - 1`` on (an event then decides whether the
+    first ones continue an earlier session), up to the end of ``day + 1`` (sessions may
+    run past midnight)."""
+    first_start = F.to_utc_timestamp(F.lit(day - timedelta(days=1)).cast("timestamp"), F.col("timezone"))
+    return F.col("event_time") >= first_start - F.expr(f"INTERVAL {gap}")
+
+
+def day_sessions(events: DataFrame, day: date, gap: str) -> DataFrame:
+    """The exact sessions that started on ``day - 1`` or ``day`` (site's zone), from the
+    deduplicated events of ``read_days(day - 2, day + 1)`` within ``session_span``.
 
     Sessions count in the day they start, and may run past midnight: the run for ``day``
     therefore also recomputes ``day - 1``, whose sessions that were still open when its own
-    run read the archive are complete now. Events from ``gap`` before ``day - 1`` decide
-    whether its first events continue an earlier session (which then does not count).
+    run read the archive are complete now.
     """
-    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites)
-    if events is None:
-        return None
-    first_start = F.to_utc_timestamp(F.lit(day - timedelta(days=1)).cast("timestamp"), F.col("timezone"))
-    events = events.where(F.col("event_time") >= first_start - F.expr(f"INTERVAL {gap}"))
-    sessions = session_rows(dedupe_events(events, within_watermark=False), gap)
+    sessions = session_rows(events.where(session_span(day, gap)), gap)
     start_day = F.to_date(F.from_utc_timestamp(F.col("start"), F.col("timezone")))
     return sessions.where(start_day.between(F.lit(day - timedelta(days=1)), F.lit(day)))
 
@@ -115,34 +134,32 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
     if not sites:
         log.info("%s: no site to recompute", day)
         return {}
-    events = read_day(spark, master_dir, day, sites)
+    # One read serves the day's event views and the sessions of the day and the day before.
+    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites)
     per_site: dict[str, tuple[int, int]] = {}
     if events is None:
         log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
     else:
         t0 = time.perf_counter()
-        # Dimensions and hour buckets are derived once and kept, with only the columns the
-        # views read (a narrow cache is much cheaper to build): every granularity
-        # aggregates the same frame.
-        deduped = with_bucket(with_dimensions(dedupe_events(events, within_watermark=False)), "hour")
-        deduped = deduped.select(*VIEW_INPUT_COLUMNS, *(c for c in deduped.columns if c.startswith("dim_")),
-                                 "_bucket_hour").cache()
-        raw = {r["site"]: int(r["count"]) for r in events.groupBy("site").count().collect()}
-        unique = {r["site"]: int(r["count"]) for r in deduped.groupBy("site").count().collect()}
-        per_site = {site: (n, n - unique.get(site, 0)) for site, n in raw.items()}
-        log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(raw.values()),
+        # Kept: the event views and the sessions aggregate the same deduplicated frame.
+        archive = deduplicated(events.where(session_span(day, session_gap))).cache()
+        day_events = archive.where(local_date(archive) == F.lit(day))
+        per_site = {r["site"]: (int(r["copies"]), int(r["copies"]) - int(r["unique"])) for r in
+                    day_events.groupBy("site").agg(F.sum(COPIES).alias("copies"), F.count(F.lit(1)).alias("unique"))
+                    .collect()}
+        log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
         goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
-        event_views, hours = day_views(deduped, goals)
+        event_views, hours = day_views(day_events, goals)
         for granularity, view in event_views.items():
             write_views(session, keyspace, view, granularity, "event", now, f"{day}: {granularity} event views")
         hours.unpersist()
-        deduped.unpersist()
-        sessions = day_sessions(spark, master_dir, day, sites, session_gap).cache()
+        sessions = day_sessions(archive, day, session_gap).cache()
         for granularity in GRANULARITIES:
             write_views(session, keyspace, session_views(sessions, granularity), granularity, "session", now,
                         f"{day - timedelta(days=1)}..{day}: {granularity} session views")
         sessions.unpersist()
+        archive.unpersist()
 
     run_stmt = session.prepare(
         f"INSERT INTO {keyspace}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"

@@ -41,6 +41,11 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     }
+    if batch:
+        # HLL sketches are aggregated by ObjectHashAggregate, which falls back to sorting its
+        # input after 128 keys per task. The batch views cluster rows by view key first, so a
+        # task holds a few thousand sketches at most (a few KiB each): keep them hashed.
+        conf["spark.sql.objectHashAggregate.sortBased.fallbackThreshold"] = "32768"
     if with_kafka:
         conf["spark.jars"] = ",".join(str(j) for j in connector_jars(settings))
     return conf

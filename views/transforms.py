@@ -9,6 +9,8 @@ Where the layers must differ, the difference is one named parameter:
 """
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -34,13 +36,28 @@ from views.goals import Goal
 HLL_LG_K = 12
 
 
-def parse_events(raw: DataFrame, value_col: str = "value") -> DataFrame:
+# What an event needs to be counted at all.
+KEY_FIELDS = ("event_id", "site", "ts")
+
+
+def event_ddl(fields: Sequence[str] | None = None) -> str:
+    """The enriched event's DDL, or the part of it with ``fields`` (in the DDL's order)."""
+    if fields is None:
+        return ENRICHED_EVENT_DDL
+    # Each "name TYPE" follows a top-level comma (not the one in MAP<..., ...>).
+    parts = re.split(r",\s(?=\w+ [A-Z])", ENRICHED_EVENT_DDL)
+    wanted = set(fields) | set(KEY_FIELDS)
+    return ", ".join(p for p in parts if p.split(" ", 1)[0] in wanted)
+
+
+def parse_events(raw: DataFrame, value_col: str = "value", fields: Sequence[str] | None = None) -> DataFrame:
     """Kafka/JSON strings -> typed events with an ``event_time``; unparseable rows dropped.
 
     A poison message (not JSON, or missing its key fields) becomes a null row and is
-    filtered out here, so it never stops a stream.
+    filtered out here, so it never stops a stream. ``fields`` parses only those fields
+    (and the key fields): a query that needs few of them spends less on JSON.
     """
-    parsed = raw.select(F.from_json(F.col(value_col).cast("string"), ENRICHED_EVENT_DDL).alias("e")).select("e.*")
+    parsed = raw.select(F.from_json(F.col(value_col).cast("string"), event_ddl(fields)).alias("e")).select("e.*")
     return with_event_time(
         parsed.where(F.col("event_id").isNotNull() & F.col("site").isNotNull() & F.col("ts").isNotNull())
     )
@@ -287,8 +304,12 @@ def rollup_partials(partials: DataFrame, granularity: str, keys: tuple[str, ...]
 
 def views_from_partials(partials: DataFrame, keys: tuple[str, ...]) -> DataFrame:
     """The view rows of visitor partials: counts summed, visitors counted exactly, and the
-    visitors' HLL sketch for later unions."""
-    grouped = partials.groupBy("site", *keys, "bucket").agg(
+    visitors' HLL sketch for later unions.
+
+    The partials are clustered by the view row's key first: each row's sketch is then
+    built in one task, rather than partial sketches being built per task, shuffled and
+    merged (far more sketch work than the rows of one view row are worth)."""
+    grouped = partials.repartition("site", *keys, "bucket").groupBy("site", *keys, "bucket").agg(
         *(F.sum(c).alias(c) for c in COUNT_COLUMNS), F.count(F.col("visitor_id")).alias("visitors"),
         F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     return _view_row(grouped, keys, F.col("visitors"))
