@@ -39,40 +39,58 @@ from views.transforms import dedupe_events, parse_events, session_rows, views
 
 log = logging.getLogger(__name__)
 
-# The shape of the views query's state. Bump it with every change Spark cannot restore
-# from an old checkpoint (new grouping keys or aggregates): the query then starts a new
-# checkpoint and rebuilds the speed views from Kafka (see ``views_start``).
+# The shape of each stateful query's state (and, for sessions, of what its sink keeps in
+# Cassandra). Bump it with every change Spark cannot restore from an old checkpoint (new
+# grouping keys or aggregates): the query then starts a new checkpoint and rebuilds its
+# speed views from Kafka (see ``query_start``).
 VIEWS_QUERY_VERSION = 3
-SESSIONS_CHECKPOINT = "speed_sessions_v1"
+# 2: the sink keeps running sums per minute (speed_session_sums), not every session.
+SESSIONS_QUERY_VERSION = 2
+VERSIONS = {"speed_views": ("VIEWS_QUERY_VERSION", VIEWS_QUERY_VERSION),
+            "speed_sessions": ("SESSIONS_QUERY_VERSION", SESSIONS_QUERY_VERSION)}
 RESTORE_ERRORS = ("STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE", "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
                   "STATE_SCHEMA", "StateSchemaNotCompatible", "INCOMPATIBLE_DATA_FOR_STATE")
+# The fields the sessions query reads: parsing only these costs less than the whole event.
+SESSION_FIELDS = ("type", "path", "visitor_id")
 
 
-def views_checkpoint(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> Path:
-    return checkpoint_dir / f"speed_views_v{version}"
+def query_checkpoint(checkpoint_dir: Path, query: str, version: int | None = None) -> Path:
+    """The checkpoint of ``query`` ("speed_views" or "speed_sessions") at ``version``."""
+    return checkpoint_dir / f"{query}_v{VERSIONS[query][1] if version is None else version}"
 
 
-def older_views_checkpoints(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> list[Path]:
-    """Checkpoints of earlier versions of the views query (the first had no version)."""
+def older_checkpoints(checkpoint_dir: Path, query: str, version: int | None = None) -> list[Path]:
+    """Checkpoints of earlier versions of ``query`` (the first had no version)."""
+    version = VERSIONS[query][1] if version is None else version
     found = []
-    for path in sorted(checkpoint_dir.glob("speed_views*")):
-        m = re.fullmatch(r"speed_views(?:_v(\d+))?", path.name)
+    for path in sorted(checkpoint_dir.glob(f"{query}*")):
+        m = re.fullmatch(rf"{query}(?:_v(\d+))?", path.name)
         if m and path.is_dir() and int(m.group(1) or 1) < version:
             found.append(path)
     return found
 
 
-def views_start(checkpoint_dir: Path, boundaries: list[datetime], starting_offsets: str, *,
-                rebuild: bool = False, version: int = VIEWS_QUERY_VERSION) -> tuple[dict[str, str], str | None]:
-    """Kafka options for the views query's first start, and a note for the operator.
+def views_checkpoint(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> Path:
+    return query_checkpoint(checkpoint_dir, "speed_views", version)
+
+
+def older_views_checkpoints(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> list[Path]:
+    return older_checkpoints(checkpoint_dir, "speed_views", version)
+
+
+def query_start(checkpoint_dir: Path, query: str, boundaries: list[datetime], starting_offsets: str, *,
+                rebuild: bool = False, version: int | None = None) -> tuple[dict[str, str], str | None]:
+    """Kafka options for a stateful query's first start, and a note for the operator.
 
     A query whose checkpoint exists resumes from it (the options are ignored). A new
     version of the query rebuilds every speed bucket that reports still read: from the
     earliest batch boundary on (an hour earlier, for stragglers), by Kafka timestamp.
     """
-    if views_checkpoint(checkpoint_dir, version).exists():
+    version = VERSIONS[query][1] if version is None else version
+    checkpoint = query_checkpoint(checkpoint_dir, query, version)
+    if checkpoint.exists():
         return {"startingOffsets": starting_offsets}, None
-    older = older_views_checkpoints(checkpoint_dir, version)
+    older = older_checkpoints(checkpoint_dir, query, version)
     if not older and not rebuild:
         return {"startingOffsets": starting_offsets}, None
     if boundaries:
@@ -82,12 +100,17 @@ def views_start(checkpoint_dir: Path, boundaries: list[datetime], starting_offse
     else:
         options = {"startingOffsets": "earliest"}
         origin = "the earliest offsets Kafka keeps (no batch boundary yet)"
-    reason = (f"the speed views query changed (version {version}); its old checkpoint "
+    what = query.removeprefix("speed_")
+    reason = (f"the speed {what} query changed (version {version}); its old checkpoint "
               f"{', '.join(str(p) for p in older)} cannot be restored" if older else "rebuild asked for")
-    note = (f"{reason}. Rebuilding the speed views from {origin} "
-            f"into {views_checkpoint(checkpoint_dir, version)}: every bucket is rewritten with its full value. "
-            "Delete the old checkpoint when the new query has caught up.")
+    note = (f"{reason}. Rebuilding the speed {what} from {origin} into {checkpoint}: every bucket is rewritten "
+            "with its full value. Delete the old checkpoint when the new query has caught up.")
     return options, note
+
+
+def views_start(checkpoint_dir: Path, boundaries: list[datetime], starting_offsets: str, *,
+                rebuild: bool = False, version: int = VIEWS_QUERY_VERSION) -> tuple[dict[str, str], str | None]:
+    return query_start(checkpoint_dir, "speed_views", boundaries, starting_offsets, rebuild=rebuild, version=version)
 
 
 def explain_failure(error: object, checkpoint: Path) -> str | None:
@@ -95,10 +118,12 @@ def explain_failure(error: object, checkpoint: Path) -> str | None:
     text = str(error)
     if not any(marker in text for marker in RESTORE_ERRORS):
         return None
-    return (f"the speed views query cannot restore its state from {checkpoint}: the query's shape changed "
-            "without a new VIEWS_QUERY_VERSION (speed_layer/job.py). Way forward: bump VIEWS_QUERY_VERSION, or run "
-            "`parallax speed --rebuild`, which moves this checkpoint aside and rebuilds the speed views from Kafka "
-            "(README: 'Changing the speed layer').")
+    query = "speed_sessions" if checkpoint.name.startswith("speed_sessions") else "speed_views"
+    constant = VERSIONS[query][0]
+    return (f"the speed {query.removeprefix('speed_')} query cannot restore its state from {checkpoint}: the "
+            f"query's shape changed without a new {constant} (speed_layer/job.py). Way forward: bump {constant}, "
+            "or run `parallax speed --rebuild`, which moves the speed layer's checkpoints aside and rebuilds the "
+            "speed views from Kafka (README: 'Changing the speed layer').")
 
 
 def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, start: dict[str, str]) -> DataFrame:
@@ -119,8 +144,9 @@ def archive_frame(raw: DataFrame) -> DataFrame:
     return parse_events(raw).withColumn("date", F.to_date(F.col("event_time")))
 
 
-def deduped_stream(raw: DataFrame, watermark: str) -> DataFrame:
-    return dedupe_events(parse_events(raw).withWatermark("event_time", watermark), within_watermark=True)
+def deduped_stream(raw: DataFrame, watermark: str, fields: tuple[str, ...] | None = None) -> DataFrame:
+    return dedupe_events(parse_events(raw, fields=fields).withWatermark("event_time", watermark),
+                         within_watermark=True)
 
 
 def speed_view_frame(raw: DataFrame, watermark: str, goals: tuple[Goal, ...] = ()) -> DataFrame:
@@ -128,7 +154,7 @@ def speed_view_frame(raw: DataFrame, watermark: str, goals: tuple[Goal, ...] = (
 
 
 def speed_session_frame(raw: DataFrame, watermark: str, gap: str) -> DataFrame:
-    return session_rows(deduped_stream(raw, watermark), gap)
+    return session_rows(deduped_stream(raw, watermark, SESSION_FIELDS), gap)
 
 
 @dataclass
@@ -140,6 +166,7 @@ class SpeedQueries:
     views_start_options: dict[str, str]
     view_sink: Any
     session_sink: Any
+    sessions_start_options: dict[str, str] | None = None
 
     def kafka(self, start: dict[str, str]) -> DataFrame:
         s = self.settings
@@ -168,7 +195,7 @@ class SpeedQueries:
             .writeStream.queryName("speed_views")
             .outputMode("update")
             .foreachBatch(self.view_sink)
-            .option("checkpointLocation", str(views_checkpoint(Path(s.checkpoint_dir))))
+            .option("checkpointLocation", str(query_checkpoint(Path(s.checkpoint_dir), "speed_views")))
             .trigger(processingTime=s.speed_trigger)
             .start()
         )
@@ -176,11 +203,12 @@ class SpeedQueries:
     def start_sessions(self) -> Any:
         s = self.settings
         return (
-            speed_session_frame(self.kafka({"startingOffsets": s.starting_offsets}), s.watermark, s.session_gap)
+            speed_session_frame(self.kafka(self.sessions_start_options or {"startingOffsets": s.starting_offsets}),
+                                s.watermark, s.session_gap)
             .writeStream.queryName("speed_sessions")
             .outputMode("append")
             .foreachBatch(self.session_sink)
-            .option("checkpointLocation", str(Path(s.checkpoint_dir) / SESSIONS_CHECKPOINT))
+            .option("checkpointLocation", str(query_checkpoint(Path(s.checkpoint_dir), "speed_sessions")))
             .trigger(processingTime=s.speed_trigger)
             .start()
         )
@@ -235,22 +263,24 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
         signal.signal(sig, lambda *_: stop.set())
 
     session = cassandra_session(settings, settings.keyspace)
-    checkpoint = views_checkpoint(Path(settings.checkpoint_dir))
+    checkpoints = {query: query_checkpoint(Path(settings.checkpoint_dir), query) for query in VERSIONS}
     if rebuild:
-        for path in (checkpoint, Path(settings.checkpoint_dir) / SESSIONS_CHECKPOINT):
+        for path in checkpoints.values():
             if path.exists():
                 log.warning("--rebuild: moved the checkpoint %s aside to %s", path.name, move_aside(path))
     boundaries = list(read_boundaries(session, settings.keyspace).values())
-    start_options, note = views_start(Path(settings.checkpoint_dir), boundaries, settings.starting_offsets,
-                                      rebuild=rebuild)
-    if note:
-        log.warning("%s", note)
+    start_options = {}
+    for query in VERSIONS:
+        start_options[query], note = query_start(Path(settings.checkpoint_dir), query, boundaries,
+                                                 settings.starting_offsets, rebuild=rebuild)
+        if note:
+            log.warning("%s", note)
     producer = kafka_producer(settings, value_serializer=json_bytes)
     spark = get_session(settings, "parallax-speed", with_kafka=True)
     spark.streams.addListener(DroppedLateListener(session, settings.keyspace))
-    starter = SpeedQueries(spark, settings, start_options, SpeedViewSink(session, settings.keyspace, producer,
-                                                                          settings.topic_live),
-                           SpeedSessionSink(session, settings.keyspace))
+    starter = SpeedQueries(spark, settings, start_options["speed_views"],
+                           SpeedViewSink(session, settings.keyspace, producer, settings.topic_live),
+                           SpeedSessionSink(session, settings.keyspace), start_options["speed_sessions"])
     goals = read_goals(session, settings.keyspace)
     log.info(
         "speed layer reading %s from %s (watermark %s, trigger %s, session gap %s, %d goals); archive -> %s; "
@@ -260,11 +290,11 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
     queries = {"archive": starter.start_archive(), "views": starter.start_views(goals),
                "sessions": starter.start_sessions()}
     next_goal_check = time.monotonic() + settings.goals_refresh_s
-    failed = None
+    failed = failed_query = None
     while not stop.is_set():
         for q in queries.values():
             if not q.isActive:
-                failed = q.exception() or f"query {q.name} stopped"
+                failed, failed_query = q.exception() or f"query {q.name} stopped", q.name
                 stop.set()
         if not stop.is_set() and time.monotonic() >= next_goal_check:
             next_goal_check = time.monotonic() + settings.goals_refresh_s
@@ -287,7 +317,7 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
     session.cluster.shutdown()
     spark.stop()
     if failed:
-        explained = explain_failure(failed, checkpoint)
+        explained = explain_failure(failed, checkpoints.get(failed_query, checkpoints["speed_views"]))
         if explained:
             log.error("%s", explained)
             return 2

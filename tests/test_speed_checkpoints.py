@@ -1,10 +1,11 @@
-"""How the speed layer starts its views query: resume, or rebuild after a change of shape."""
+"""How the speed layer starts its stateful queries: resume, or rebuild after a change of shape."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
 
-from speed_layer.job import VIEWS_QUERY_VERSION, explain_failure, older_views_checkpoints, views_checkpoint, views_start
+from speed_layer.job import (SESSIONS_QUERY_VERSION, VIEWS_QUERY_VERSION, explain_failure, older_checkpoints,
+                             older_views_checkpoints, query_checkpoint, query_start, views_checkpoint, views_start)
 
 UTC = timezone.utc
 # What Spark 4.2 answered when the views query gained grouping keys over an old checkpoint.
@@ -44,3 +45,13 @@ def test_a_checkpoint_that_cannot_be_restored_is_explained(tmp_path: Path):
     assert "VIEWS_QUERY_VERSION" in message and "parallax speed --rebuild" in message
     assert "StructType" not in message  # a way forward, not Spark's internals
     assert explain_failure("Connection refused", tmp_path) is None
+
+
+def test_the_sessions_query_has_its_own_version_and_rebuild(tmp_path: Path):
+    (tmp_path / "speed_sessions_v1").mkdir()
+    assert older_checkpoints(tmp_path, "speed_sessions") == [tmp_path / "speed_sessions_v1"]
+    options, note = query_start(tmp_path, "speed_sessions", [], "latest")
+    assert options == {"startingOffsets": "earliest"}
+    assert str(query_checkpoint(tmp_path, "speed_sessions")) in note and f"_v{SESSIONS_QUERY_VERSION}" in note
+    message = explain_failure(SPARK_ERROR, tmp_path / f"speed_sessions_v{SESSIONS_QUERY_VERSION}")
+    assert "SESSIONS_QUERY_VERSION" in message and "parallax speed --rebuild" in message

@@ -186,3 +186,13 @@ def test_every_event_counts_once_in_every_view(spark):
         ("event_name", "pageview"): (5, 5, 4), ("event_name", "signup"): (0, 1, 1), ("event_name", "click"): (0, 1, 1),
         ("prop:plan", "pro"): (0, 1, 1), ("prop:plan", "free"): (0, 1, 1), ("prop:trial", "true"): (0, 1, 1),
     }
+
+
+def test_parse_events_reads_only_the_fields_asked_for(spark):
+    raw = spark.createDataFrame(
+        [('{"event_id":"e1","site":"a","type":"pageview","ts":1763800000000,"url":"/x","visitor_id":"v",'
+          '"country":"FR"}',), ('{"site":"a","type":"pageview","visitor_id":"v"}',)], "value string")
+    out = parse_events(raw, fields=("type", "visitor_id"))
+    assert out.columns == ["event_id", "site", "type", "ts", "visitor_id", "event_time"]
+    assert collect(out, "event_id", "type", "visitor_id") == collect(parse_events(raw), "event_id", "type",
+                                                                     "visitor_id")

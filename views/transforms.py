@@ -113,12 +113,18 @@ def _host_matches(host: Column, suffixes: tuple[str, ...]) -> Column:
     return cond
 
 
-def referrer_source(url: Column, referrer: Column) -> Column:
-    """search, social, campaign (tagged URL), direct (no referrer), internal, other sites."""
-    ref_host = F.lower(F.try_parse_url(referrer, F.lit("HOST")))
-    page_host = F.lower(F.try_parse_url(url, F.lit("HOST")))
-    tagged = F.try_parse_url(url, F.lit("QUERY"), F.lit("utm_source")).isNotNull() | \
-        F.try_parse_url(url, F.lit("QUERY"), F.lit("gclid")).isNotNull()
+def _referrer_parts(url: Column, referrer: Column) -> dict[str, Column]:
+    """What the referrer source is decided from: the referrer's and the page's hosts, and
+    whether the page URL is tagged as a campaign."""
+    return {
+        "ref_host": F.lower(F.try_parse_url(referrer, F.lit("HOST"))),
+        "page_host": F.lower(F.try_parse_url(url, F.lit("HOST"))),
+        "tagged": F.try_parse_url(url, F.lit("QUERY"), F.lit("utm_source")).isNotNull()
+        | F.try_parse_url(url, F.lit("QUERY"), F.lit("gclid")).isNotNull(),
+    }
+
+
+def _referrer_class(ref_host: Column, page_host: Column, tagged: Column) -> Column:
     return (
         F.when(tagged, "campaign")
         .when(ref_host.isNull() | (ref_host == ""), "direct")
@@ -127,6 +133,15 @@ def referrer_source(url: Column, referrer: Column) -> Column:
         .when(_host_matches(ref_host, SOCIAL_HOSTS), "social")
         .otherwise("other sites")
     )
+
+
+def referrer_source(url: Column, referrer: Column) -> Column:
+    """search, social, campaign (tagged URL), direct (no referrer), internal, other sites.
+
+    As one expression, the referrer's host is parsed again for each of the ~40 host tests
+    (Spark does not share subexpressions across a CASE's branches): ``with_dimensions``
+    derives the parts in a projection of their own and classifies those instead."""
+    return _referrer_class(**_referrer_parts(url, referrer))
 
 
 def _utm(name: str) -> Column:
@@ -153,9 +168,10 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     Derived once per event (URL parsing is the costly part); the batch layer caches the
     result and aggregates every granularity from it.
     """
+    parts = {f"_referrer_{name}": part for name, part in _referrer_parts(F.col("url"), F.col("referrer")).items()}
     fixed = {
         "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
-        "referrer_source": referrer_source(F.col("url"), F.col("referrer")),
+        "referrer_source": _referrer_class(**{name.removeprefix("_referrer_"): F.col(name) for name in parts}),
         "utm_source": _utm("utm_source"),
         "utm_medium": _utm("utm_medium"),
         "utm_campaign": _utm("utm_campaign"),
@@ -167,7 +183,10 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     }
     assert set(fixed) == set(DIMENSIONS) - set(CONDITIONAL_DIMENSIONS) - set(SESSION_DIMENSIONS), \
         "every event dimension of the catalogue has its expression here"
-    return events.select("*", *(expr.alias(_dim_col(name)) for name, expr in fixed.items()))
+    # The parts are a projection of their own, which Spark keeps (it does not inline an
+    # expression used more than once), so each is computed once per event.
+    with_parts = events.select("*", *(part.alias(name) for name, part in parts.items()))
+    return with_parts.select("*", *(expr.alias(_dim_col(name)) for name, expr in fixed.items())).drop(*parts)
 
 
 def goal_names(goals: Sequence[Goal]) -> Column:
