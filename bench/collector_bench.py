@@ -21,11 +21,14 @@ worker has connected to Kafka and Cassandra (each does so at its first request).
   events acknowledged with a 202: nothing acknowledged is missing, nothing unacknowledged
   slipped in.
 
-The bare producer (``infra.clients.kafka_producer`` with the collector's settings: acks=all,
-idempotent, linger 5 ms) sends the same enriched events, already serialized, one message
-per event with the collector's key, as fast as it can, to a topic of its own: one producer
-process, then as many as ``--bare-procs`` says. The ratio is the collector's rate over the
-first (one producer, as the issue asks).
+The bare producer is kafka-python, as the issue asks (``infra.clients.kafka_producer`` with
+the collector's former settings: acks=all, idempotent, linger 5 ms). It sends the same
+enriched events, already serialized, one message per event with the collector's key, as
+fast as it can, to a topic of its own: one producer process, then as many as
+``--bare-procs`` says. The ratio is the collector's rate over the first (one bare
+kafka-python producer). The collector itself produces with confluent-kafka (librdkafka,
+``collector.kafka_sink``); the same producer, bare, runs too (``--bare-confluent-procs``),
+20 records at a time as a request sends them: what Kafka costs the collector.
 
 The load generator is Python on the same machine: raw HTTP/1.1 over non-blocking sockets
 (one epoll loop per process), request bytes built before the clock starts, fresh event ids
@@ -613,9 +616,12 @@ def bare_producer(cfg: dict[str, Any], ready: Any, go: Any, start: Any, results:
                                                              user_agent=USER_AGENT, received_at=received,
                                                              client=client)))
                 for visitor, events in make_batches(cfg["pool"] // BATCH, seed=cfg["seed"]) for e in events]
+    topic, n = cfg["topic"], cfg["events"]
+    if cfg["client"] == "confluent-kafka":
+        confluent_producer(cfg, payloads, ready, go, start, results)
+        return
     producer = kafka_producer(settings, max_block_ms=5000, bootstrap_timeout_ms=5000, request_timeout_ms=5000,
                               delivery_timeout_ms=int(settings.kafka_ack_timeout_s * 1000))
-    topic, n = cfg["topic"], cfg["events"]
     for p in range(3):  # metadata and a connection, untimed
         producer.send(topic, value=b"{}", partition=p).get(timeout=30)
     ready.put(os.getpid())
@@ -641,14 +647,50 @@ def bare_producer(cfg: dict[str, Any], ready: Any, go: Any, start: Any, results:
                  "payload_bytes": round(sum(len(v) for _, v in payloads) / k)})
 
 
-def run_bare(settings: Any, topic: str, events: int, procs: int, services: dict[str, list[Any]]) -> dict[str, Any]:
+def confluent_producer(cfg: dict[str, Any], payloads: list[tuple[bytes, bytes]], ready: Any, go: Any, start: Any,
+                       results: Any) -> None:
+    """The collector's own producer (``collector.kafka_sink``: librdkafka with its settings,
+    the delivery-report thread) without HTTP or the pipeline: 20 records at a time, each
+    batch's acknowledgements awaited as a request's are, at most ``window`` records unacknowledged."""
+    from collector.kafka_sink import connect
+    from infra.settings import load_settings
+
+    sink = connect(load_settings())
+    topic, n = cfg["topic"], cfg["events"]
+
+    def acknowledged(acks: Any) -> None:
+        if not acks.done.wait(60) or acks.error is not None:
+            raise RuntimeError(f"not acknowledged: {acks.error}")
+
+    for p in range(3):  # metadata and a connection, untimed
+        acknowledged(sink.send([(topic, f"warm-up {p}".encode(), b"{}")]))
+    ready.put(os.getpid())
+    go.wait()
+    while time.monotonic() < start.value:
+        time.sleep(0.0005)
+    c0 = os.times()
+    k, pending = len(payloads), deque()
+    for i in range(0, n, BATCH):
+        pending.append(sink.send([(topic, *payloads[j % k]) for j in range(i, min(i + BATCH, n))]))
+        if len(pending) * BATCH > cfg["window"]:
+            acknowledged(pending.popleft())
+    for acks in pending:
+        acknowledged(acks)
+    done, c1 = time.monotonic(), os.times()
+    sink.retire()
+    results.put({"events": n, "done": done, "cpu_s": c1.user + c1.system - c0.user - c0.system,
+                 "payload_bytes": round(sum(len(v) for _, v in payloads) / k)})
+
+
+def run_bare(settings: Any, topic: str, events: int, procs: int, services: dict[str, list[Any]],
+             client: str = "kafka-python") -> dict[str, Any]:
     """``procs`` bare producers (one per process) sending ``events`` in all, started together."""
     import psutil
 
     ctx = mp.get_context("spawn")
     ready, results, go, start = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     before = topic_count(settings.kafka_bootstrap, topic)
-    cfgs = [{"topic": topic, "events": events // procs, "pool": 20_000, "seed": 7 + i, "window": 5_000}
+    cfgs = [{"topic": topic, "events": events // procs, "pool": 20_000, "seed": 7 + i, "window": 5_000, "client": client}
             for i in range(procs)]
     workers = [ctx.Process(target=bare_producer, args=(cfg, ready, go, start, results), daemon=True) for cfg in cfgs]
     for p in workers:
@@ -669,7 +711,7 @@ def run_bare(settings: Any, topic: str, events: int, procs: int, services: dict[
                 p.kill()
     sent = sum(p["events"] for p in parts)
     elapsed = max(p["done"] for p in parts) - start.value
-    out = {"producers": procs, "events": sent, "seconds": round(elapsed, 2), "events_per_s": round(sent / elapsed),
+    out = {"client": client, "producers": procs, "events": sent, "seconds": round(elapsed, 2), "events_per_s": round(sent / elapsed),
            "payload_bytes": parts[0]["payload_bytes"],
            "producer_cpu_us_per_event": round(sum(p["cpu_s"] for p in parts) / sent * 1e6, 1)}
     out["kafka_messages"] = topic_count(settings.kafka_bootstrap, topic) - before - 3 * procs  # less the warm-ups
@@ -710,7 +752,7 @@ def step_costs(settings: Any, n: int = 400) -> dict[str, float]:
     in this process on prebuilt bodies (no HTTP, no Kafka round trip)."""
     from collector import pipeline
     from collector.enrichment import describe_client
-    from infra.clients import json_bytes
+    from collector.kafka_sink import to_json
 
     bodies = [json.dumps({"site": SITE, "events": ev}, separators=(",", ":")).encode()
               for _, ev in make_batches(n, seed=3)]
@@ -728,21 +770,17 @@ def step_costs(settings: Any, n: int = 400) -> dict[str, float]:
         return round((time.process_time() - c0) / n * 1e6)
 
     processed = [pipeline.process(b.events, ctx) for b in parsed]
-    serialized = [b"".join(json_bytes(e) for e in p.accepted) for p in processed]
-    from kafka.record.util import calc_crc32c, crc32c_c
-
     return {
         "parse (json.loads)": per_request(lambda i: pipeline.parse(bodies[i], 100)),
         "validate (JSON Schema + string rules)": per_request(lambda i: [pipeline.validate(e) for e in parsed[i].events]),
-        "  of which JSON Schema": per_request(lambda i: [pipeline._schema_errors(e) for e in parsed[i].events]),
+        "  of which JSON Schema (compiled: fastjsonschema)": per_request(
+            lambda i: [pipeline._schema_errors(e) for e in parsed[i].events]),
+        "  the same with jsonschema (what an invalid event pays to have its errors worded)": per_request(
+            lambda i: [list(pipeline._validators[2].iter_errors(e)) for e in parsed[i].events]),
         "enrich + filter": per_request(lambda i: [pipeline.filter_event(pipeline.enrich(
             e, SITE, salt=ctx.salt, ip=ctx.ip, user_agent=ctx.user_agent, received_at=received, client=client), ctx)
             for e in parsed[i].events]),
-        "serialize 20 records (json_bytes)": per_request(lambda i: [json_bytes(e) for e in processed[i].accepted]),
-        # kafka-python checksums every record batch it sends; without the `crc32c` package
-        # it does so in pure Python (kafka.record._crc32c).
-        f"CRC32C of the 20 records' bytes ({'crc32c package' if crc32c_c else 'pure Python: no crc32c package'})":
-            per_request(lambda i: calc_crc32c(memoryview(serialized[i]))),
+        "serialize 20 records (msgspec)": per_request(lambda i: [to_json(e) for e in processed[i].accepted]),
     }
 
 
@@ -752,8 +790,11 @@ def versions(settings: Any) -> dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": platform.python_version()}
-    for dist in ("gunicorn", "flask", "kafka-python", "jsonschema"):
+    for dist in ("gunicorn", "flask", "confluent-kafka", "kafka-python", "fastjsonschema", "jsonschema", "msgspec"):
         out[dist] = version(dist)
+    from confluent_kafka import libversion
+
+    out["librdkafka"] = libversion()[0]
     out["kafka"], out["cassandra"] = settings.kafka_version, settings.cassandra_version
     return out
 
@@ -771,6 +812,8 @@ def main() -> None:
     parser.add_argument("--bare-events", type=int, default=400_000, help="events the bare producers send")
     parser.add_argument("--bare-procs", type=int, nargs="+", default=[1, 2],
                         help="bare producer runs: how many producer processes in each (the ratio is to the first)")
+    parser.add_argument("--bare-confluent-procs", type=int, nargs="*", default=[1],
+                        help="the same with the collector's own producer (confluent-kafka), for comparison")
     parser.add_argument("--max-rps", type=float, default=1000.0,
                         help="requests/s the saturation run's prebuilt pool is sized for (beyond it, ids are restamped)")
     args = parser.parse_args()
@@ -804,6 +847,8 @@ def main() -> None:
             in_process_request(settings, topic, invalid_topic)
         print(json.dumps({"run": "steps", "us_per_request": steps}), flush=True)
         results["bare"] = [run_bare(settings, bare_topic, args.bare_events, k, services) for k in args.bare_procs]
+        results["bare_confluent"] = [run_bare(settings, bare_topic, args.bare_events, k, services, "confluent-kafka")
+                                     for k in args.bare_confluent_procs]
         results["collector"] = [bench_collector(settings, args, w, topic, invalid_topic, services)
                                 for w in args.workers]
     finally:
@@ -823,7 +868,8 @@ def report(results: dict[str, Any], mem: float) -> None:
           + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
     print(f"command: {results['command']}\n")
     print("| collector | events/s accepted (saturated) | requests/s | p50 / p99 saturated | "
-          "half rate: events/s sent | p50 / p99 at half rate | collector / bare producer | Kafka count = accepted |")
+          "half rate: events/s sent | p50 / p99 at half rate | collector / bare kafka-python producer | "
+          "Kafka count = accepted |")
     print("|---|---:|---:|---:|---:|---:|---:|:---:|")
     for r in results["collector"]:
         s, h = r["saturation"], r["half_rate"]
@@ -831,10 +877,10 @@ def report(results: dict[str, Any], mem: float) -> None:
         print(f"| {r['workers']} workers x {r['threads']} threads | {s['events_per_s']:,} | {s['requests_per_s']:,} | "
               f"{s['p50_ms']} / {s['p99_ms']} ms | {h['events_per_s']:,} | {h['p50_ms']} / {h['p99_ms']} ms | "
               f"{s['events_per_s'] / bare['events_per_s']:.2f} | {'yes' if ok else 'NO'} |")
-    print("\n| bare kafka-python producer | events/s | producer CPU per event | Kafka count = sent |")
+    print("\n| bare producer | events/s | producer CPU per event | Kafka count = sent |")
     print("|---|---:|---:|:---:|")
-    for b in results["bare"]:
-        print(f"| {b['producers']} process{'es' if b['producers'] > 1 else ''} | {b['events_per_s']:,} | "
+    for b in results["bare"] + results["bare_confluent"]:
+        print(f"| {b['client']}, {b['producers']} process{'es' if b['producers'] > 1 else ''} | {b['events_per_s']:,} | "
               f"{b['producer_cpu_us_per_event']} µs | {'yes' if b['nothing_missing'] else 'NO'} |")
     print("\nCPU in the timed window (cores used on average, of %d):\n" % os.cpu_count())
     print("| run | collector / producer | load generator | Kafka | Cassandra | other | machine busy |")
@@ -844,9 +890,9 @@ def report(results: dict[str, Any], mem: float) -> None:
             c = r[name]["cores"]
             print(f"| collector, {r['workers']} workers, {name.replace('_', ' ')} | {c['collector']} | "
                   f"{c['load_generator']} | {c['kafka']} | {c['cassandra']} | {c['other']} | {c['machine_busy']} |")
-    for b in results["bare"]:
+    for b in results["bare"] + results["bare_confluent"]:
         c = b["cores"]
-        print(f"| bare producer, {b['producers']} process(es) | {c['bare_producer']} | - | {c['kafka']} | "
+        print(f"| bare {b['client']} producer, {b['producers']} process(es) | {c['bare_producer']} | - | {c['kafka']} | "
               f"{c['cassandra']} | {c['other']} | {c['machine_busy']} |")
     print("\nCPU per 20-event request (µs):\n")
     print("| what | µs |\n|---|---:|")
@@ -854,6 +900,9 @@ def report(results: dict[str, Any], mem: float) -> None:
         print(f"| {k.strip()} | {v} |")
     print(f"| kafka-python sending 20 records (bare producer's CPU per event x 20) | "
           f"{bare['producer_cpu_us_per_event'] * BATCH:.0f} |")
+    for b in results["bare_confluent"][:1]:
+        print(f"| the collector's producer (confluent-kafka) sending 20 records (its bare CPU per event x 20) | "
+              f"{b['producer_cpu_us_per_event'] * BATCH:.0f} |")
     for r in results["collector"]:
         s = r["saturation"]
         if s["requests_per_s"]:
