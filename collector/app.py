@@ -102,7 +102,10 @@ class Resources:
             acks = sink.send(payloads)
         except BufferError as exc:  # librdkafka's queue is full: Kafka is slow, not the producer broken
             raise KafkaUnavailable(f"producer queue full: {exc}") from exc
-        except (SinkClosed, RuntimeError) as exc:  # retired meanwhile by another request
+        except SinkClosed as exc:  # retired meanwhile by another request
+            raise KafkaUnavailable(str(exc)) from exc
+        except Exception as exc:  # KafkaException: e.g. a fatal idempotence error
+            self.retire(sink)
             raise KafkaUnavailable(str(exc)) from exc
         if not acks.done.wait(self.settings.kafka_ack_timeout_s + 1.0) or acks.error is not None:
             self.retire(sink)

@@ -80,12 +80,9 @@ class KafkaSink:
         return acks
 
     def retire(self) -> None:
+        """No more records; the poll thread purges and closes the producer (within 0.2 s)."""
         with self._lock:
             self._retired = True
-
-    @property
-    def retired(self) -> bool:
-        return self._retired
 
     def _serve(self) -> None:
         # poll() waits without the GIL and calls the Acks of the reports that came in.
