@@ -165,8 +165,8 @@ def _enriched(events: DataFrame, name: str) -> Column:
 def with_dimensions(events: DataFrame) -> DataFrame:
     """The value of every event dimension of the catalogue, as one column each (``dim_<name>``).
 
-    Derived once per event (URL parsing is the costly part); the batch layer caches the
-    result and aggregates every granularity from it.
+    Derived once per event (URL parsing is the costly part): the batch layer derives them
+    in its hour aggregation and rolls the days up from that.
     """
     parts = {f"_referrer_{name}": part for name, part in _referrer_parts(F.col("url"), F.col("referrer")).items()}
     fixed = {
