@@ -33,9 +33,14 @@ def test_speed_layer_restart_replays_without_double_counting(stack, speed_layer,
     batches = 24
     sent: list[str] = []
     failures: list[str] = []
+    # The second half is sent once the speed layer has been killed, so that the kill
+    # always lands mid-stream, however long the speed layer takes to count the first events.
+    killed = threading.Event()
 
     def send():
         for b in range(batches):
+            if b == batches // 2:
+                killed.wait(timeout=300)
             # All in two minutes' buckets, so replayed updates hit the same rows.
             events = [{"event_id": str(uuid.uuid4()), "type": "pageview",
                        "ts": int((start + timedelta(seconds=(b * 10 + i) % 120)).timestamp() * 1000),
@@ -52,6 +57,7 @@ def test_speed_layer_restart_replays_without_double_counting(stack, speed_layer,
              timeout=240, interval=1)
     speed_layer.stop(signal.SIGKILL)  # no chance to finish the micro-batch in flight
     counted_before = speed_totals(cassandra, stack.keyspace, site, start)[0]
+    killed.set()
     time.sleep(3)
     speed_layer.start()
     sender.join()
