@@ -21,6 +21,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from batch_layer.drift import record_drift
+from schemas.sources import SOURCE_FIELDS
 from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
 from views.goals import Goal, read_goals
 from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params, view_partition
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 # What the event views and the sessions read of an event (the views derive their
 # dimensions from url, referrer and the collector's enrichment; goals match path and name).
 INPUT_COLUMNS = ("site", "timezone", "visitor_id", "event_id", "type", "event_time", "path", "name", "props", "url",
-                 "referrer", "country", "device", "browser", "os")
+                 "referrer", "country", "device", "browser", "os", *SOURCE_FIELDS)
 # How many archived copies a deduplicated event had (tracker retries), for the run's record.
 COPIES = "_copies"
 
@@ -168,6 +170,9 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
     ends = {site: local_day_bounds(day, tz)[1] for site, tz in sites.items()}
     move_boundary(session, keyspace, ends)
     log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
+    t0 = time.perf_counter()
+    record_drift(session, keyspace, day, sites)
+    log.info("%s: drift of the speed views recorded in %.1fs", day, time.perf_counter() - t0)
     return {s: n for s, (n, _) in per_site.items()}
 
 

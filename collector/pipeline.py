@@ -36,6 +36,7 @@ from jsonschema import Draft202012Validator
 from collector.enrichment import Client, describe_client
 from infra.sites import SITE_ID
 from schemas import EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSIONS, event_schema
+from schemas.sources import source_fields
 
 STEPS = ("parse", "validate", "enrich", "filter", "produce")
 
@@ -271,6 +272,7 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
     only: neither is part of the output. ``cookieless_id`` is the request's visitor id,
     when the caller already hashed it (it is the same for every event of a request)."""
     client = client or describe_client(ip, user_agent, None)
+    referrer = event.get("referrer") or None
     return {
         "event_id": event["event_id"].lower(),
         "site": site,
@@ -278,13 +280,14 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
         "ts": int(event["ts"]),  # JSON Schema's integer admits 1.7e12; Spark reads the field as LONG
         "url": event["url"],
         "path": urlsplit(event["url"]).path or "/",
-        "referrer": event.get("referrer") or None,
+        "referrer": referrer,
         "visitor_id": event.get("visitor_id") or cookieless_id or visitor_id(salt, site, ip, user_agent),
         "received_at": received_at,
         "schema_version": event.get("schema_version", EVENT_SCHEMA_VERSION),
         "name": event.get("name"),
         "props": _string_props(event.get("props")),
         **client.fields(),
+        **source_fields(event["url"], referrer),
     }
 
 

@@ -21,7 +21,10 @@ ENRICHED_EVENT_DDL = (
     "referrer STRING, visitor_id STRING, received_at LONG, schema_version INT, "
     "name STRING, props MAP<STRING, STRING>, "
     # Filled in by the collector's enrichment; null in events archived before it existed.
-    "country STRING, device STRING, browser STRING, os STRING"
+    "country STRING, device STRING, browser STRING, os STRING, "
+    # Where the visit came from (schemas.sources), classified by the collector; null in
+    # events archived before it did (the views then apply the same rule themselves).
+    "referrer_source STRING, utm_source STRING, utm_medium STRING, utm_campaign STRING"
 )
 # Field names: each starts the DDL or follows a top-level comma (not the one in MAP<..., ...>).
 ENRICHED_EVENT_FIELDS = tuple(re.findall(r"(?:^|,\s)(\w+) (?=[A-Z])", ENRICHED_EVENT_DDL))

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from schemas.sources import source_fields
+
 pytestmark = pytest.mark.stack
 UTC = timezone.utc
 DAY = date(2026, 10, 25)  # Europe/Paris falls back: a 25-hour day
@@ -40,6 +42,11 @@ def make_events(rng: random.Random, site: str) -> list[dict]:
             props = {"element": rng.choice(["cta", "banner"])}
         events.append(event(site, ts, f"v{rng.randrange(60)}", kind, path, query, rng.choice(REFERRERS), props,
                             country=rng.choice(["FR", "IN", "US", None]), device=rng.choice(["desktop", "mobile"])))
+    # Half classified by the collector, half as archived before it classified (the views
+    # then apply the rule themselves): both give the reference's answer.
+    for e in events:
+        if rng.random() < 0.5:
+            e.update(source_fields(e["url"], e["referrer"]))
     events += crafted_sessions(site, ZONES_BY_SITE.get(site, "UTC"))
     events += [dict(e) for e in rng.sample(events, 25)]  # retried deliveries
     return events

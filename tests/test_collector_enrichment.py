@@ -226,6 +226,7 @@ def test_downloads_are_checked_against_the_registry():
 def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collector_url, new_site, events_tail):
     site = new_site("enrich")
     people, bots = [_event(), _event()], [_event()]
+    people[1].update(url="https://a.test/p?utm_source=news&utm_campaign=fall%20sale", referrer="https://www.bing.com/")
     # An X-Forwarded-For header is anyone's to send: the collector takes the peer's
     # address (127.0.0.1 here, no country), not the header's French one.
     spoofed = "90.0.0.1"
@@ -248,6 +249,9 @@ def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collec
         assert set(event) == ENRICHED_FIELDS
         for leak in (b"127.0.0.1", spoofed.encode(), ANDROID_TABLET.encode(), b"SM-X200"):
             assert leak not in raw
+    sources = [tuple(arrived[e["event_id"]][0][f] for f in ("referrer_source", "utm_source", "utm_medium",
+                                                              "utm_campaign")) for e in people]
+    assert sources == [("direct", "(none)", "(none)", "(none)"), ("campaign", "news", "(none)", "fall sale")]
     event, raw = arrived[bots[0]["event_id"]]
     assert (event["device"], event["browser"]) == ("bot", "Googlebot")  # marked, not dropped
     assert b"Googlebot/2.1" not in raw and b"127.0.0.1" not in raw

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from schemas.sources import NONE_VALUE, SEARCH_HOSTS, SOCIAL_HOSTS  # noqa: F401 (part of the catalogue)
+
 UTC = timezone.utc
 
 
@@ -124,17 +126,10 @@ DIMENSIONS: dict[str, Dimension] = {
 SESSION_DIMENSIONS = tuple(d.name for d in DIMENSIONS.values() if d.source == "session")
 # Custom properties: one breakdown view per property key, named "prop:<key>".
 PROPERTY_VIEW_PREFIX = "prop:"
-NONE_VALUE = "(none)"
 OTHER_VALUE = "(other)"
 # Breakdown rows are stored at these granularities: a top-N needs no minute detail in
 # history. The speed layer stores minutes, which are all it writes.
 BREAKDOWN_GRANULARITIES = ("hour", "day")
-
-SEARCH_HOSTS = ("google.", "bing.com", "duckduckgo.com", "yahoo.", "baidu.com", "yandex.", "ecosia.org",
-                "qwant.com", "startpage.com", "search.brave.com", "kagi.com")
-SOCIAL_HOSTS = ("facebook.com", "fb.com", "twitter.com", "t.co", "x.com", "linkedin.com", "lnkd.in", "reddit.com",
-                "news.ycombinator.com", "instagram.com", "youtube.com", "pinterest.", "tiktok.com", "mastodon.",
-                "threads.net", "bsky.app")
 
 
 def is_breakdown_view(view: str) -> bool:

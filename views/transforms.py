@@ -10,13 +10,13 @@ Where the layers must differ, the difference is one named parameter:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from schemas import ENRICHED_EVENT_DDL
-from collections.abc import Sequence
-
+from schemas.sources import CAMPAIGN_PARAMETERS, SOURCE_FIELDS, UTM_FIELDS
 from views.catalogue import (
     DIMENSIONS,
     GOAL_VIEW,
@@ -30,11 +30,7 @@ from views.catalogue import (
     TRAFFIC_VIEW,
 )
 from views.goals import Goal
-
-# lg_config_k of the visitor sketches: 2^12 registers, ~1.6% standard error. Fixed, because
-# only sketches built with the same parameter merge without losing precision.
-HLL_LG_K = 12
-
+from views.sketches import HLL_LG_K
 
 # What an event needs to be counted at all.
 KEY_FIELDS = ("event_id", "site", "ts")
@@ -113,14 +109,23 @@ def _host_matches(host: Column, suffixes: tuple[str, ...]) -> Column:
     return cond
 
 
+def _query_param(url: Column, name: str) -> Column:
+    """A query parameter of ``url``, URL-decoded; null when missing or empty (the rule of
+    ``schemas.sources``)."""
+    value = F.try_url_decode(F.try_parse_url(url, F.lit("QUERY"), F.lit(name)))
+    return F.when(value != "", value)
+
+
 def _referrer_parts(url: Column, referrer: Column) -> dict[str, Column]:
     """What the referrer source is decided from: the referrer's and the page's hosts, and
     whether the page URL is tagged as a campaign."""
+    tagged = F.lit(False)
+    for name in CAMPAIGN_PARAMETERS:
+        tagged = tagged | _query_param(url, name).isNotNull()
     return {
         "ref_host": F.lower(F.try_parse_url(referrer, F.lit("HOST"))),
         "page_host": F.lower(F.try_parse_url(url, F.lit("HOST"))),
-        "tagged": F.try_parse_url(url, F.lit("QUERY"), F.lit("utm_source")).isNotNull()
-        | F.try_parse_url(url, F.lit("QUERY"), F.lit("gclid")).isNotNull(),
+        "tagged": tagged,
     }
 
 
@@ -136,7 +141,8 @@ def _referrer_class(ref_host: Column, page_host: Column, tagged: Column) -> Colu
 
 
 def referrer_source(url: Column, referrer: Column) -> Column:
-    """search, social, campaign (tagged URL), direct (no referrer), internal, other sites.
+    """search, social, campaign (tagged URL), direct (no referrer), internal, other sites:
+    the rule of ``schemas.sources``, for events archived before the collector applied it.
 
     As one expression, the referrer's host is parsed again for each of the ~40 host tests
     (Spark does not share subexpressions across a CASE's branches): ``with_dimensions``
@@ -145,7 +151,7 @@ def referrer_source(url: Column, referrer: Column) -> Column:
 
 
 def _utm(name: str) -> Column:
-    return F.coalesce(F.try_parse_url(F.col("url"), F.lit("QUERY"), F.lit(name)), F.lit(NONE_VALUE))
+    return F.coalesce(_query_param(F.col("url"), name), F.lit(NONE_VALUE))
 
 
 def _dim_col(name: str) -> str:
@@ -168,13 +174,22 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     Derived once per event (URL parsing is the costly part): the batch layer derives them
     in its hour aggregation and rolls the days up from that.
     """
-    parts = {f"_referrer_{name}": part for name, part in _referrer_parts(F.col("url"), F.col("referrer")).items()}
+    # Where the visit came from: the collector's classification (schemas.sources); for
+    # events archived before it classified, the same rule in Spark, parsed only for them.
+    legacy = F.lit(True)
+    if all(field in events.columns for field in SOURCE_FIELDS):
+        legacy = F.col("referrer_source").isNull()
+    parts = {f"_referrer_{name}": F.when(legacy, part)
+             for name, part in _referrer_parts(F.col("url"), F.col("referrer")).items()}
+    sources = {
+        "referrer_source": _referrer_class(**{name.removeprefix("_referrer_"): F.col(name) for name in parts}),
+        **{name: _utm(name) for name in UTM_FIELDS},
+    }
+    if all(field in events.columns for field in SOURCE_FIELDS):
+        sources = {name: F.when(legacy, expr).otherwise(F.col(name)) for name, expr in sources.items()}
     fixed = {
         "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
-        "referrer_source": _referrer_class(**{name.removeprefix("_referrer_"): F.col(name) for name in parts}),
-        "utm_source": _utm("utm_source"),
-        "utm_medium": _utm("utm_medium"),
-        "utm_campaign": _utm("utm_campaign"),
+        **sources,
         "country": _enriched(events, "country"),
         "device": _enriched(events, "device"),
         "browser": _enriched(events, "browser"),
