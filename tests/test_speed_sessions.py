@@ -44,3 +44,13 @@ def test_a_rebuilt_query_starts_the_sums_again():
     old = running_sums([part(2, 1, 60_000, 4)], {}, "old-query", 7)
     rebuilt = running_sums([part(2, 1, 60_000, 4)], stored(old), "new-query", 0)
     assert values(rebuilt[0]) == (2, 1, 60_000, 4) and rebuilt[0]["query_id"] == "new-query"
+
+
+def test_the_sessions_query_parses_a_part_of_the_event_schema():
+    from schemas import ENRICHED_EVENT_DDL, ENRICHED_EVENT_FIELDS
+    from speed_layer.job import SESSION_FIELDS
+    from views.transforms import event_ddl
+
+    assert event_ddl(ENRICHED_EVENT_FIELDS) == ENRICHED_EVENT_DDL  # every field is found in the DDL
+    names = [part.split(" ")[0] for part in event_ddl(SESSION_FIELDS).split(", ")]
+    assert set(names) == {"event_id", "site", "ts", *SESSION_FIELDS}
