@@ -49,6 +49,9 @@ def preload(spark, bootstrap: str, topic: str, n: int) -> None:
     """``n`` events over the three hours before now, roughly in offset order, to ``topic``."""
     from pyspark.sql import functions as F
 
+    from schemas.sources import NONE_VALUE, UTM_FIELDS
+    from views.transforms import query_param, referrer_source
+
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     r = F.col("id")
     h = F.xxhash64(r)
@@ -58,20 +61,33 @@ def preload(spark, bootstrap: str, topic: str, n: int) -> None:
     page = paths[F.abs(h % 6)]
     kinds = F.array(*[F.lit(k) for k in ["pageview"] * 6 + ["click", "impression", "impression", "custom"]])
     kind = kinds[F.abs(F.xxhash64(r, F.lit(1)) % 10)]
+    url = F.concat(F.lit("https://site.test"), page, F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news"))
+                   .otherwise(F.lit("")))
+    referrer = refs[F.abs(F.xxhash64(r, F.lit(3)) % 4)]
+    # The collector's enrichment, as it writes it: the client and where the visit came from
+    # (schemas.sources; the views' Spark rule gives the same answers).
+    enriched = [
+        F.array(*[F.lit(c) for c in ("FR", "US", "DE", "IN")])[F.abs(F.xxhash64(r, F.lit(5)) % 4)].alias("country"),
+        F.array(*[F.lit(c) for c in ("desktop", "mobile", "tablet")])[F.abs(F.xxhash64(r, F.lit(6)) % 3)]
+        .alias("device"),
+        F.lit("Firefox").alias("browser"), F.lit("Linux").alias("os"),
+        referrer_source(url, referrer).alias("referrer_source"),
+        *(F.coalesce(query_param(url, name), F.lit(NONE_VALUE)).alias(name) for name in UTM_FIELDS),
+    ]
     value = F.to_json(F.struct(
         F.expr("uuid()").alias("event_id"),
         F.concat(F.lit("bench-"), (F.abs(h) % 20).cast("string")).alias("site"),
         kind.alias("type"),
         (F.lit(now_ms - SPREAD_MS) + (r * SPREAD_MS / n).cast("long") + F.abs(F.xxhash64(r, F.lit(2)) % 60_000))
         .alias("ts"),
-        F.concat(F.lit("https://site.test"), page,
-                 F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news")).otherwise(F.lit(""))).alias("url"),
+        url.alias("url"),
         page.alias("path"),
-        refs[F.abs(F.xxhash64(r, F.lit(3)) % 4)].alias("referrer"),
+        referrer.alias("referrer"),
         F.concat(F.lit("v"), (F.abs(F.xxhash64(r, F.lit(4))) % 50_000).cast("string")).alias("visitor_id"),
         F.when(kind == "custom", F.lit("signup")).alias("name"),
         F.when(kind.isin("click", "impression"),
                F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
+        *enriched,
     ))
     (spark.range(n).select(F.col("id").cast("string").alias("key"), value.alias("value"))
      .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())

@@ -109,7 +109,7 @@ def _host_matches(host: Column, suffixes: tuple[str, ...]) -> Column:
     return cond
 
 
-def _query_param(url: Column, name: str) -> Column:
+def query_param(url: Column, name: str) -> Column:
     """A query parameter of ``url``, URL-decoded; null when missing or empty (the rule of
     ``schemas.sources``)."""
     value = F.try_url_decode(F.try_parse_url(url, F.lit("QUERY"), F.lit(name)))
@@ -121,7 +121,7 @@ def _referrer_parts(url: Column, referrer: Column) -> dict[str, Column]:
     whether the page URL is tagged as a campaign."""
     tagged = F.lit(False)
     for name in CAMPAIGN_PARAMETERS:
-        tagged = tagged | _query_param(url, name).isNotNull()
+        tagged = tagged | query_param(url, name).isNotNull()
     return {
         "ref_host": F.lower(F.try_parse_url(referrer, F.lit("HOST"))),
         "page_host": F.lower(F.try_parse_url(url, F.lit("HOST"))),
@@ -151,7 +151,7 @@ def referrer_source(url: Column, referrer: Column) -> Column:
 
 
 def _utm(name: str) -> Column:
-    return F.coalesce(_query_param(F.col("url"), name), F.lit(NONE_VALUE))
+    return F.coalesce(query_param(F.col("url"), name), F.lit(NONE_VALUE))
 
 
 def _dim_col(name: str) -> str:
