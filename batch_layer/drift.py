@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
+from views.catalogue import TRAFFIC_VIEW, local_day_bounds, periods_between
 from views.sketches import union_estimate
-from views.catalogue import TOTAL_DIM, TRAFFIC_VIEW, local_day_bounds, period_key
-from views.store import BATCH_TABLE, SPEED_TABLE, upsert
+from views.store import BATCH_TABLE, SPEED_TABLE, as_utc, select_cql, upsert
 
 log = logging.getLogger(__name__)
 
@@ -68,54 +68,36 @@ def compare(speed: Mapping[datetime, Mapping[str, Any]], batch: Mapping[datetime
     return out
 
 
-def _periods(start: datetime, end: datetime) -> list[str]:
-    """The minute partitions (UTC days) that [start, end) touches."""
-    days, day = [], start.astimezone(timezone.utc).date()
-    while datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) < end:
-        days.append(period_key("minute", datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)))
-        day += timedelta(days=1)
-    return days
+class _Rows:
+    """The site-total rows of both view tables, read as the serving layer reads them."""
+
+    def __init__(self, session: Any, keyspace: str) -> None:
+        self.session = session
+        self.select = {table: session.prepare(select_cql(keyspace, table)) for table in (SPEED_TABLE, BATCH_TABLE)}
+
+    def __call__(self, table: str, site: str, granularity: str, start: datetime, end: datetime) -> list[Any]:
+        return [r for period in periods_between(granularity, start, end)
+                for r in self.session.execute(self.select[table], (site, TRAFFIC_VIEW, granularity, period, start, end))]
 
 
-def _minute_rows(session: Any, keyspace: str, table: str, site: str, start: datetime,
-                 end: datetime) -> tuple[dict[datetime, dict[str, Any]], list[bytes]]:
-    from views.store import as_utc
-
-    stmt = session.prepare(
-        f"SELECT bucket, {', '.join(COUNT_MEASURES)}, {VISITORS}, visitors_sketch FROM {keyspace}.{table} "
-        "WHERE site = ? AND view_name = ? AND granularity = 'minute' AND period = ? AND bucket >= ? AND bucket < ?")
-    rows: dict[datetime, dict[str, Any]] = {}
-    sketches: list[bytes] = []
-    for period in _periods(start, end):
-        for r in session.execute(stmt, (site, TRAFFIC_VIEW, period, start, end)):
-            rows[as_utc(r.bucket)] = r._asdict()
-            if r.visitors_sketch:
-                sketches.append(bytes(r.visitors_sketch))
-    return rows, sketches
-
-
-def _batch_day_visitors(session: Any, keyspace: str, site: str, start: datetime) -> int:
-    row = session.execute(
-        f"SELECT visitors FROM {keyspace}.{BATCH_TABLE} WHERE site = %s AND view_name = %s AND granularity = 'day' "
-        "AND period = %s AND bucket = %s AND dim = %s",
-        (site, TRAFFIC_VIEW, period_key("day", start), start, TOTAL_DIM)).one()
-    return int(row.visitors or 0) if row is not None else 0
-
-
-def site_drift(session: Any, keyspace: str, day: date, site: str, tz: str) -> list[Drift]:
+def site_drift(rows: _Rows, day: date, site: str, tz: str) -> list[Drift]:
     """Read both layers' minute rows of ``site``'s ``day`` and compare them."""
     start, end = local_day_bounds(day, tz)
-    speed, sketches = _minute_rows(session, keyspace, SPEED_TABLE, site, start, end)
-    batch, _ = _minute_rows(session, keyspace, BATCH_TABLE, site, start, end)
-    speed_visitors = union_estimate(sketches) if sketches else 0
-    return compare(speed, batch, speed_visitors, _batch_day_visitors(session, keyspace, site, start))
+    speed_rows = rows(SPEED_TABLE, site, "minute", start, end)
+    speed = {as_utc(r.bucket): r._asdict() for r in speed_rows}
+    batch = {as_utc(r.bucket): r._asdict() for r in rows(BATCH_TABLE, site, "minute", start, end)}
+    sketches = [r.visitors_sketch for r in speed_rows if r.visitors_sketch]
+    batch_day = rows(BATCH_TABLE, site, "day", start, end)
+    return compare(speed, batch, union_estimate(sketches) if sketches else 0,
+                   int(batch_day[0].visitors or 0) if batch_day else 0)
 
 
 def record_drift(session: Any, keyspace: str, day: date, sites: Mapping[str, str]) -> dict[str, list[Drift]]:
     """Compare and write the drift of ``day`` for every site (site -> zone); log a line per
     site whose counts differ, or whose speed views are gone (older than their TTL)."""
     now = datetime.now(timezone.utc)
-    drifts = {site: site_drift(session, keyspace, day, site, tz) for site, tz in sorted(sites.items())}
+    rows = _Rows(session, keyspace)
+    drifts = {site: site_drift(rows, day, site, tz) for site, tz in sorted(sites.items())}
     stmt = session.prepare(
         f"INSERT INTO {keyspace}.batch_drift (day, site, measure, speed_total, batch_total, speed_minutes, batch_minutes, "
         "minutes_differing, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")

@@ -210,7 +210,6 @@ def _schema_errors(event: Any) -> list[str]:
     return [_message(e) for e in errors]
 
 
-
 def _text_values(event: dict[str, Any]) -> list[tuple[str, str]]:
     """(path, value) of every string the collector stores from the event."""
     found = [(f"/{name}", event[name]) for name in _TEXT_FIELDS if isinstance(event.get(name), str)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,14 @@ ENRICHED_EVENT_DDL = (
     # events archived before it did (the views then apply the same rule themselves).
     "referrer_source STRING, utm_source STRING, utm_medium STRING, utm_campaign STRING"
 )
-# Field names: each starts the DDL or follows a top-level comma (not the one in MAP<..., ...>).
-ENRICHED_EVENT_FIELDS = tuple(re.findall(r"(?:^|,\s)(\w+) (?=[A-Z])", ENRICHED_EVENT_DDL))
+# Each field's "name TYPE": split at the top-level commas (not the one in MAP<..., ...>).
+_ENRICHED_EVENT_COLUMNS = tuple(re.split(r",\s(?=\w+ [A-Z])", ENRICHED_EVENT_DDL))
+ENRICHED_EVENT_FIELDS = tuple(column.split(" ", 1)[0] for column in _ENRICHED_EVENT_COLUMNS)
+
+
+def enriched_event_ddl(fields: Collection[str]) -> str:
+    """The DDL of the enriched event's ``fields`` only (in the DDL's order)."""
+    return ", ".join(c for c, name in zip(_ENRICHED_EVENT_COLUMNS, ENRICHED_EVENT_FIELDS) if name in fields)
 
 
 @lru_cache

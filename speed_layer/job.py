@@ -70,14 +70,6 @@ def older_checkpoints(checkpoint_dir: Path, query: str, version: int | None = No
     return found
 
 
-def views_checkpoint(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> Path:
-    return query_checkpoint(checkpoint_dir, "speed_views", version)
-
-
-def older_views_checkpoints(checkpoint_dir: Path, version: int = VIEWS_QUERY_VERSION) -> list[Path]:
-    return older_checkpoints(checkpoint_dir, "speed_views", version)
-
-
 def query_start(checkpoint_dir: Path, query: str, boundaries: list[datetime], starting_offsets: str, *,
                 rebuild: bool = False, version: int | None = None) -> tuple[dict[str, str], str | None]:
     """Kafka options for a stateful query's first start, and a note for the operator.
@@ -106,11 +98,6 @@ def query_start(checkpoint_dir: Path, query: str, boundaries: list[datetime], st
     note = (f"{reason}. Rebuilding the speed {what} from {origin} into {checkpoint}: every bucket is rewritten "
             "with its full value. Delete the old checkpoint when the new query has caught up.")
     return options, note
-
-
-def views_start(checkpoint_dir: Path, boundaries: list[datetime], starting_offsets: str, *,
-                rebuild: bool = False, version: int = VIEWS_QUERY_VERSION) -> tuple[dict[str, str], str | None]:
-    return query_start(checkpoint_dir, "speed_views", boundaries, starting_offsets, rebuild=rebuild, version=version)
 
 
 def explain_failure(error: object, checkpoint: Path) -> str | None:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from speed_layer.job import (SESSIONS_QUERY_VERSION, VIEWS_QUERY_VERSION, explain_failure, older_checkpoints,
-                             older_views_checkpoints, query_checkpoint, query_start, views_checkpoint, views_start)
+                             query_checkpoint, query_start)
 
 UTC = timezone.utc
 # What Spark 4.2 answered when the views query gained grouping keys over an old checkpoint.
@@ -14,28 +14,28 @@ SPARK_ERROR = ("[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does
 
 
 def test_a_new_install_starts_from_the_configured_offsets(tmp_path: Path):
-    assert views_start(tmp_path, [], "earliest") == ({"startingOffsets": "earliest"}, None)
+    assert query_start(tmp_path, "speed_views", [], "earliest") == ({"startingOffsets": "earliest"}, None)
 
 
 def test_an_existing_checkpoint_resumes(tmp_path: Path):
-    views_checkpoint(tmp_path).mkdir()
+    query_checkpoint(tmp_path, "speed_views").mkdir()
     (tmp_path / "speed_views").mkdir()  # an old one beside it changes nothing
-    assert views_start(tmp_path, [datetime(2026, 11, 21, tzinfo=UTC)], "latest") == ({"startingOffsets": "latest"}, None)
+    assert query_start(tmp_path, "speed_views", [datetime(2026, 11, 21, tzinfo=UTC)], "latest") == ({"startingOffsets": "latest"}, None)
 
 
 def test_a_new_query_version_rebuilds_from_the_earliest_boundary(tmp_path: Path):
     (tmp_path / "speed_views").mkdir()  # version 1 had no suffix
     (tmp_path / "speed_views.replaced-20260101T000000").mkdir()  # moved aside: not a version
-    assert older_views_checkpoints(tmp_path) == [tmp_path / "speed_views"]
+    assert older_checkpoints(tmp_path, "speed_views") == [tmp_path / "speed_views"]
     boundaries = [datetime(2026, 11, 21, 23, tzinfo=UTC), datetime(2026, 11, 22, 5, tzinfo=UTC)]
-    options, note = views_start(tmp_path, boundaries, "earliest")
+    options, note = query_start(tmp_path, "speed_views", boundaries, "earliest")
     assert options == {"startingTimestamp": str(int(datetime(2026, 11, 21, 22, tzinfo=UTC).timestamp() * 1000))}
     assert "cannot be restored" in note and str(tmp_path / "speed_views") in note
-    assert str(views_checkpoint(tmp_path)) in note and f"_v{VIEWS_QUERY_VERSION}" in note
+    assert str(query_checkpoint(tmp_path, "speed_views")) in note and f"_v{VIEWS_QUERY_VERSION}" in note
 
 
 def test_without_a_boundary_the_rebuild_reads_all_kafka_keeps(tmp_path: Path):
-    options, note = views_start(tmp_path, [], "latest", rebuild=True)
+    options, note = query_start(tmp_path, "speed_views", [], "latest", rebuild=True)
     assert options == {"startingOffsets": "earliest"} and "rebuild asked for" in note
 
 

@@ -9,13 +9,12 @@ Where the layers must differ, the difference is one named parameter:
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from schemas import ENRICHED_EVENT_DDL
+from schemas import ENRICHED_EVENT_DDL, enriched_event_ddl
 from schemas.sources import CAMPAIGN_PARAMETERS, SOURCE_FIELDS, UTM_FIELDS
 from views.catalogue import (
     DIMENSIONS,
@@ -37,13 +36,8 @@ KEY_FIELDS = ("event_id", "site", "ts")
 
 
 def event_ddl(fields: Sequence[str] | None = None) -> str:
-    """The enriched event's DDL, or the part of it with ``fields`` (in the DDL's order)."""
-    if fields is None:
-        return ENRICHED_EVENT_DDL
-    # Each "name TYPE" follows a top-level comma (not the one in MAP<..., ...>).
-    parts = re.split(r",\s(?=\w+ [A-Z])", ENRICHED_EVENT_DDL)
-    wanted = set(fields) | set(KEY_FIELDS)
-    return ", ".join(p for p in parts if p.split(" ", 1)[0] in wanted)
+    """The enriched event's DDL, or the part of it with ``fields`` (and the key fields)."""
+    return ENRICHED_EVENT_DDL if fields is None else enriched_event_ddl({*fields, *KEY_FIELDS})
 
 
 def parse_events(raw: DataFrame, value_col: str = "value", fields: Sequence[str] | None = None) -> DataFrame:
@@ -176,16 +170,15 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     """
     # Where the visit came from: the collector's classification (schemas.sources); for
     # events archived before it classified, the same rule in Spark, parsed only for them.
-    legacy = F.lit(True)
-    if all(field in events.columns for field in SOURCE_FIELDS):
-        legacy = F.col("referrer_source").isNull()
+    collected = all(field in events.columns for field in SOURCE_FIELDS)
+    legacy = F.col("referrer_source").isNull() if collected else F.lit(True)
     parts = {f"_referrer_{name}": F.when(legacy, part)
              for name, part in _referrer_parts(F.col("url"), F.col("referrer")).items()}
     sources = {
         "referrer_source": _referrer_class(**{name.removeprefix("_referrer_"): F.col(name) for name in parts}),
         **{name: _utm(name) for name in UTM_FIELDS},
     }
-    if all(field in events.columns for field in SOURCE_FIELDS):
+    if collected:
         sources = {name: F.when(legacy, expr).otherwise(F.col(name)) for name, expr in sources.items()}
     fixed = {
         "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
