@@ -96,8 +96,8 @@ def record_drift(session: Any, keyspace: str, day: date, sites: Mapping[str, str
     """Compare and write the drift of ``day`` for every site (site -> zone); log a line per
     site whose counts differ, or whose speed views are gone (older than their TTL)."""
     now = datetime.now(timezone.utc)
-    rows = _Rows(session, keyspace)
-    drifts = {site: site_drift(rows, day, site, tz) for site, tz in sorted(sites.items())}
+    reader = _Rows(session, keyspace)
+    drifts = {site: site_drift(reader, day, site, tz) for site, tz in sorted(sites.items())}
     stmt = session.prepare(
         f"INSERT INTO {keyspace}.batch_drift (day, site, measure, speed_total, batch_total, speed_minutes, batch_minutes, "
         "minutes_differing, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
