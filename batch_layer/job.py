@@ -93,8 +93,10 @@ def day_views(events: DataFrame, goals: tuple[Goal, ...] = ()) -> tuple[dict[str
     again."""
     assert BREAKDOWN_GRANULARITIES == ("hour", "day")
     keys = ("view_name", "dim")
-    keyed = with_view_keys(with_bucket(with_dimensions(events), "hour"), goals)
-    hours = visitor_partials(keyed, "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
+    # The zone is only needed for the buckets, derived here once per event.
+    bucketed = with_bucket(with_bucket(with_dimensions(events), "hour"), "day").drop("timezone")
+    hours = visitor_partials(with_view_keys(bucketed, goals), "hour", keys, rollups=("day",)).persist(
+        StorageLevel.MEMORY_AND_DISK)
     return {"minute": views(events, "minute", exact_visitors=True, breakdowns=False),
             "hour": views_from_partials(hours, keys),
             "day": views_from_partials(rollup_partials(hours, "day", keys), keys)}, hours
