@@ -27,8 +27,8 @@ from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANUL
 from views.goals import Goal, read_goals
 from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params, view_partition
 from views.transforms import (
+    COUNT_COLUMNS,
     local_date,
-    rollup_partials,
     session_rows,
     session_views,
     views,
@@ -36,6 +36,7 @@ from views.transforms import (
     visitor_partials,
     with_bucket,
     with_dimensions,
+    with_type_code,
     with_view_keys,
 )
 
@@ -83,23 +84,33 @@ def deduplicated(events: DataFrame) -> DataFrame:
     return once.repartition("site", "visitor_id")
 
 
-def day_views(events: DataFrame, goals: tuple[Goal, ...] = ()) -> tuple[dict[str, DataFrame], DataFrame]:
+def day_views(events: DataFrame, goals: tuple[Goal, ...],
+              day_starts: dict[str, datetime]) -> tuple[dict[str, DataFrame], DataFrame]:
     """Every granularity's exact event views of one day's deduplicated events: the site
-    total at every granularity, breakdowns at hours and days.
+    total at every granularity, breakdowns at hours and days. ``day_starts``: each site's
+    day bucket (the UTC start of the day in its zone), which all of ``events`` lie in.
 
-    Dimensions and hour buckets are derived once per event, and every event is exploded
-    into its views once: the visitor partials of the hours are kept (returned too, for the
-    caller to unpersist), and the days are rolled up from them rather than from the events
-    again."""
+    Dimensions, hour buckets and type codes are derived once per event, and every event is
+    exploded into its views once: the visitor partials of the hours are kept (returned too,
+    for the caller to unpersist), and the days are rolled up from them rather than from
+    the events again."""
     assert BREAKDOWN_GRANULARITIES == ("hour", "day")
     keys = ("view_name", "dim")
-    # The zone is only needed for the buckets, derived here once per event.
-    bucketed = with_bucket(with_bucket(with_dimensions(events), "hour"), "day").drop("timezone")
-    hours = visitor_partials(with_view_keys(bucketed, goals), "hour", keys, rollups=("day",)).persist(
-        StorageLevel.MEMORY_AND_DISK)
+    # The zone is only needed for the hour buckets, derived here once per event.
+    bucketed = with_type_code(with_bucket(with_dimensions(events), "hour")).drop("timezone")
+    hours = visitor_partials(with_view_keys(bucketed, goals), "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
     return {"minute": views(events, "minute", exact_visitors=True, breakdowns=False),
             "hour": views_from_partials(hours, keys),
-            "day": views_from_partials(rollup_partials(hours, "day", keys), keys)}, hours
+            "day": views_from_partials(day_partials(hours, keys, day_starts), keys)}, hours
+
+
+def day_partials(hours: DataFrame, keys: tuple[str, ...], day_starts: dict[str, datetime]) -> DataFrame:
+    """The hour partials of one day summed per visitor into the day's bucket. Every hour of
+    a site lies in its one day, so the bucket comes from ``day_starts`` (site -> day start,
+    a broadcast lookup) instead of time zone arithmetic on every partial."""
+    starts = hours.sparkSession.createDataFrame(sorted(day_starts.items()), "site STRING, bucket TIMESTAMP")
+    days = hours.groupBy("site", *keys, "visitor_id").agg(*(F.sum(c).alias(c) for c in COUNT_COLUMNS))
+    return days.join(F.broadcast(starts), "site")
 
 
 def session_span(day: date, gap: str) -> Column:
@@ -154,7 +165,8 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
         log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
         goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
-        event_views, hours = day_views(day_events, goals)
+        day_starts = {site: local_day_bounds(day, tz)[0] for site, tz in sites.items()}
+        event_views, hours = day_views(day_events, goals, day_starts)
         for granularity, view in event_views.items():
             write_views(session, keyspace, view, granularity, "event", now, f"{day}: {granularity} event views")
         hours.unpersist()

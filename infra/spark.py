@@ -46,6 +46,10 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
         # input after 128 keys per task. The batch views cluster rows by view key first, so a
         # task holds a few thousand sketches at most (a few KiB each): keep them hashed.
         conf["spark.sql.objectHashAggregate.sortBased.fallbackThreshold"] = "32768"
+        # The visitor partials hold hundreds of thousands of keys per task: the small first
+        # level of the two-level aggregation map fills at once, after which every row pays
+        # for a probe there before the real map (a third of those aggregations' CPU).
+        conf["spark.sql.codegen.aggregate.map.twolevel.enabled"] = "false"
     if with_kafka:
         conf["spark.jars"] = ",".join(str(j) for j in connector_jars(settings))
     return conf

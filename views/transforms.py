@@ -259,7 +259,8 @@ def with_view_keys(events: DataFrame, goals: Sequence[Goal] = ()) -> DataFrame:
     props = F.map_entries(F.coalesce(F.col("props"), F.create_map().cast("map<string,string>")))
     key_type = "array<struct<view_name:string,dim:string>>"
     all_keys = F.concat(F.array(*keys).cast(key_type), props.cast(key_type))
-    needed = ["site", "type", "visitor_id", "event_time"] + [c for c in events.columns
+    typed = [TYPE_CODE] if TYPE_CODE in events.columns else ["type"]
+    needed = ["site", *typed, "visitor_id", "event_time"] + [c for c in events.columns
                                                              if c == "timezone" or c.startswith("_bucket_")]
     exploded = events.select(*needed, F.posexplode(all_keys).alias("_pos", "_vk")).where(F.col("_vk").isNotNull())
     is_prop = F.col("_pos") >= len(keys)
@@ -299,11 +300,29 @@ def _bucket(events: DataFrame, granularity: str) -> Column:
     return F.col(name) if name in events.columns else bucket_column(granularity)
 
 
-def _counts() -> list[Column]:
-    """The event counts of a view row, from events."""
-    return [F.count_if(F.col("type") == F.lit("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
-            F.count_if(F.col("type") == F.lit("click")).alias("clicks"),
-            F.count_if(F.col("type") == F.lit("impression")).alias("impressions")]
+# The event types the counts tell apart, and the column coding them as a byte (1, 2, 3;
+# 0 for any other type): an aggregation over many rows per event compares the code more
+# cheaply than the type's string (``with_type_code``).
+COUNTED_TYPES = ("pageview", "click", "impression")
+TYPE_CODE = "_type_code"
+
+
+def with_type_code(events: DataFrame) -> DataFrame:
+    """``events`` with ``TYPE_CODE``, which ``with_view_keys`` carries instead of ``type``."""
+    code = F.lit(0)
+    for i, t in reversed(list(enumerate(COUNTED_TYPES, 1))):
+        code = F.when(F.col("type") == F.lit(t), F.lit(i)).otherwise(code)
+    return events.withColumn(TYPE_CODE, code.cast("byte"))
+
+
+def _counts(events: DataFrame) -> list[Column]:
+    """The event counts of a view row, from ``events`` (by ``TYPE_CODE`` if they have it)."""
+    def of_type(t: str) -> Column:
+        if TYPE_CODE in events.columns:
+            return F.col(TYPE_CODE) == F.lit(COUNTED_TYPES.index(t) + 1)
+        return F.col("type") == F.lit(t)
+    return [F.count_if(of_type("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
+            F.count_if(of_type("click")).alias("clicks"), F.count_if(of_type("impression")).alias("impressions")]
 
 
 def _view_row(grouped: DataFrame, keys: tuple[str, ...], visitors: Column) -> DataFrame:
@@ -323,46 +342,25 @@ def traffic(events: DataFrame, granularity: str, *, exact_visitors: bool, keys: 
     # Streaming: one aggregation (update mode cannot chain two); visitors from the sketch.
     bucket = _bucket(events, granularity).alias("w" if granularity == "minute" else "bucket")
     grouped = events.groupBy(F.col("site"), *keys, bucket).agg(
-        *_counts(), F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
+        *_counts(events), F.hll_sketch_agg(F.col("visitor_id"), HLL_LG_K).alias("visitors_sketch"))
     if granularity == "minute":
         grouped = grouped.withColumn("bucket", F.col("w.start"))
     return _view_row(grouped, keys, F.hll_sketch_estimate(F.col("visitors_sketch")))
 
 
-def visitor_partials(events: DataFrame, granularity: str, keys: tuple[str, ...],
-                     rollups: Sequence[str] = ()) -> DataFrame:
+def visitor_partials(events: DataFrame, granularity: str, keys: tuple[str, ...]) -> DataFrame:
     """Exact counting's first step: the counts of each visitor in each view and bucket.
 
     Counting distinct visitors in two steps (per visitor, then per bucket) avoids
     count_distinct beside other aggregates, which makes Spark expand every row; and the
-    partials of a fine granularity roll up into a coarser one (``rollup_partials``)
-    without going back to the events. The buckets of the ``rollups`` granularities come
-    from the events' ``_bucket_<granularity>`` columns (``with_bucket``) and are kept beside
-    (each is fixed by the finer bucket, so they add no rows): a rollup then needs no time
-    zone arithmetic per partial.
+    partials of a fine granularity roll up into a coarser one without going back to the
+    events (the batch layer's days: ``batch_layer.job.day_partials``).
     """
     bucket = _bucket(events, granularity)
     if granularity == "minute":
         bucket = bucket["start"]
-    coarser = [f"_bucket_{g}" for g in rollups]
-    zone = ["timezone"] if "timezone" in events.columns and not coarser else []
-    return events.groupBy("site", *keys, bucket.alias("bucket"), "visitor_id", *coarser, *zone).agg(*_counts())
-
-
-def rollup_partials(partials: DataFrame, granularity: str, keys: tuple[str, ...]) -> DataFrame:
-    """Visitor partials of a finer granularity summed into ``granularity`` buckets (an
-    hour of the site's clock lies in one of its days): the bucket kept beside them (see
-    ``visitor_partials``), else derived from their ``timezone``."""
-    kept = f"_bucket_{granularity}"
-    if kept in partials.columns:
-        bucket, zone = F.col(kept), []
-    else:
-        bucket = bucket_column(granularity, "bucket")
-        if granularity == "minute":
-            bucket = bucket["start"]
-        zone = ["timezone"] if "timezone" in partials.columns else []
-    return partials.groupBy("site", *keys, bucket.alias("bucket"), "visitor_id", *zone).agg(
-        *(F.sum(c).alias(c) for c in COUNT_COLUMNS))
+    zone = ["timezone"] if "timezone" in events.columns else []
+    return events.groupBy("site", *keys, bucket.alias("bucket"), "visitor_id", *zone).agg(*_counts(events))
 
 
 def views_from_partials(partials: DataFrame, keys: tuple[str, ...]) -> DataFrame:
