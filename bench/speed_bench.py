@@ -103,6 +103,8 @@ def parse_args() -> argparse.Namespace:
                         help="an extra Spark setting, for A/B runs (repeatable)")
     parser.add_argument("--topic", help="drain this already loaded topic (kept) instead of loading a new one")
     parser.add_argument("--keep-topic", action="store_true", help="keep the loaded topic for later --topic runs")
+    parser.add_argument("--progress", metavar="PATH",
+                        help="write every micro-batch's progress (state operators' metrics, durations) as JSON")
     return parser.parse_args()
 
 
@@ -118,7 +120,7 @@ def main() -> None:
     from infra.clients import cassandra_session, json_bytes, kafka_producer
     from infra.settings import load_settings
     from infra.spark import get_session
-    from speed_layer.job import speed_session_frame, speed_view_frame
+    from speed_layer.job import configure_state_store, speed_session_frame, speed_view_frame
     from speed_layer.sessions import SpeedSessionSink
     from speed_layer.sinks import SpeedViewSink
     from views.goals import Goal
@@ -130,6 +132,7 @@ def main() -> None:
     admin.create_topics(([] if args.topic else [NewTopic(topic, num_partitions=3, replication_factor=1)])
                         + [NewTopic(live_topic, num_partitions=1, replication_factor=1)])
     spark = get_session(settings, "parallax-speed-bench", with_kafka=True)
+    configure_state_store(spark)  # as the speed layer runs; --conf may override it
     for item in args.conf:
         key, _, value = item.partition("=")
         spark.conf.set(key, value)
@@ -193,6 +196,10 @@ def main() -> None:
         # Both queries share the two cores: the layer keeps up while the slower one does.
         result["steady_events_per_s"] = min(result[name]["steady_events_per_s"] or 0 for name in queries)
         result["cpu_seconds"] = cpu
+        if args.progress:
+            with open(args.progress, "w") as out:
+                json.dump({name: [json.loads(p.json) if hasattr(p, "json") else p for p in q.recentProgress]
+                           for name, q in queries.items()}, out, indent=1)
         print(json.dumps(result), flush=True)
         print(f"machine: {platform.node()} {os.cpu_count()} cores, Spark driver {settings.spark_driver_memory}, "
               f"{settings.spark_master}; micro-batches of up to {args.batch:,} events, queries "

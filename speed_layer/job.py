@@ -52,6 +52,23 @@ RESTORE_ERRORS = ("STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE", "STATE_STORE_VALUE_SC
                   "STATE_SCHEMA", "StateSchemaNotCompatible", "INCOMPATIBLE_DATA_FOR_STATE")
 # The fields the sessions query reads: parsing only these costs less than the whole event.
 SESSION_FIELDS = ("type", "path", "visitor_id")
+# The speed queries' RocksDB state stores (SQL settings, set before the queries start).
+# Their state lasts a watermark and is a few tens of MB a store; every micro-batch writes
+# it anew (each event's id, each touched bucket and session). Measured on the speed bench:
+# together, a tenth less Spark CPU.
+STATE_STORE_CONF = {
+    # Compressing every commit's files costs more CPU than the disk it saves.
+    "spark.sql.streaming.stateStore.rocksdb.compression": "none",
+    # Counting the rows costs a lookup before every write and delete; the count is only a
+    # metric (numRowsTotal in the query progress), which nothing here reads.
+    "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
+}
+
+
+def configure_state_store(spark: SparkSession) -> None:
+    """Apply ``STATE_STORE_CONF`` to ``spark``: queries started afterwards use it."""
+    for key, value in STATE_STORE_CONF.items():
+        spark.conf.set(key, value)
 
 
 def query_checkpoint(checkpoint_dir: Path, query: str, version: int | None = None) -> Path:
@@ -264,6 +281,7 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
             log.warning("%s", note)
     producer = kafka_producer(settings, value_serializer=json_bytes)
     spark = get_session(settings, "parallax-speed", with_kafka=True)
+    configure_state_store(spark)
     spark.streams.addListener(DroppedLateListener(session, settings.keyspace))
     starter = SpeedQueries(spark, settings, start_options["speed_views"],
                            SpeedViewSink(session, settings.keyspace, producer, settings.topic_live),
