@@ -52,6 +52,8 @@ COPIES = "_copies"
 # aggregation keeps hundreds of thousands of keys per task at 5M events a day; smaller
 # tasks keep each task's hash map closer to the CPU caches (14% less CPU at 5M than 32).
 VISITOR_PARTITIONS = 128
+# Repeated event ids (tracker retries) listed on the driver and broadcast (``deduplicated``).
+MAX_LISTED_REPEATS = 200_000
 
 
 def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str]) -> DataFrame | None:
@@ -73,7 +75,7 @@ def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sit
     return events.where(local_date(events).between(F.lit(first), F.lit(last)))
 
 
-def deduplicated(events: DataFrame) -> DataFrame:
+def deduplicated(events: DataFrame, max_listed: int = MAX_LISTED_REPEATS) -> DataFrame:
     """One row per ``event_id`` (an arbitrary one of its copies: retries are identical),
     with the number of copies, clustered by site and visitor.
 
@@ -81,12 +83,31 @@ def deduplicated(events: DataFrame) -> DataFrame:
     sessions), so this one shuffle serves all of them: Spark adds no other exchange before
     the visitor partials, and the ~16 rows each event explodes into never cross one.
     Equivalent to ``views.transforms.dedupe_events`` (``dropDuplicates`` is an aggregate
-    taking each column's first value), plus the count."""
-    columns = [c for c in INPUT_COLUMNS if c in events.columns and c != "event_id"]
-    # Clustering by event_id first lets the aggregate run without a partial sort of its own.
-    once = events.repartition("event_id").groupBy("event_id").agg(
-        *(F.first(c).alias(c) for c in columns), F.count(F.lit(1)).alias(COPIES))
+    taking each column's first value), plus the count.
+
+    Few events are repeated: the ids that are (found by shuffling the ids alone) are
+    listed and broadcast, events with a single copy go straight to the clustering shuffle,
+    and only the repeated ones are aggregated. Past ``max_listed`` repeated ids (a mass
+    redelivery), every event is aggregated by its id instead."""
+    columns = [c for c in INPUT_COLUMNS if c in events.columns]
+    events = events.select(*columns)
+    repeated = events.groupBy("event_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1)
+    listed = repeated.limit(max_listed + 1).collect()
+    if len(listed) > max_listed:
+        log.info("more than %d event ids archived more than once: deduplicating every event by its id", max_listed)
+        once = _first_copies(events.repartition("event_id"))
+    else:
+        ids = F.broadcast(events.sparkSession.createDataFrame(
+            [tuple(r) for r in listed], f"event_id STRING, {COPIES} LONG"))
+        single = events.join(ids, "event_id", "left_anti").withColumn(COPIES, F.lit(1).cast("long"))
+        once = single.unionByName(_first_copies(events.join(ids.select("event_id"), "event_id", "left_semi")))
     return once.repartition(VISITOR_PARTITIONS, "site", "visitor_id")
+
+
+def _first_copies(events: DataFrame) -> DataFrame:
+    """One row per event id (each column's first value) with its number of copies."""
+    return events.groupBy("event_id").agg(*(F.first(c).alias(c) for c in events.columns if c != "event_id"),
+                                          F.count(F.lit(1)).alias(COPIES))
 
 
 def day_views(events: DataFrame, goals: tuple[Goal, ...],
