@@ -206,19 +206,20 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
         goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
         day_starts = {site: local_day_bounds(day, tz)[0] for site, tz in sites.items()}
-        event_views, kept = day_views(day_events, goals, day_starts)
         # Cassandra writes overlap Spark computing the next view; all are done before the
-        # run is recorded and the boundary moves.
+        # run is recorded and the boundary moves. Sessions go first: their many minute rows
+        # are then written while Spark computes the event views.
         with ViewWriter(session, keyspace, now) as writer:
-            for granularity, view in event_views.items():
-                writer.write(view, granularity, "event", f"{day}: {granularity} event views")
-            for frame in kept:
-                frame.unpersist()
             sessions = day_sessions(archive, day, session_gap).cache()
             for granularity in GRANULARITIES:
                 writer.write(session_views(sessions, granularity), granularity, "session",
                              f"{day - timedelta(days=1)}..{day}: {granularity} session views")
-        sessions.unpersist()
+            sessions.unpersist()
+            event_views, kept = day_views(day_events, goals, day_starts)
+            for granularity, view in event_views.items():
+                writer.write(view, granularity, "event", f"{day}: {granularity} event views")
+            for frame in kept:
+                frame.unpersist()
         archive.unpersist()
 
     run_stmt = session.prepare(
