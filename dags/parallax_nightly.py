@@ -23,6 +23,7 @@ from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from batch_layer.schedule import GRACE  # light: no Spark at parse time
+from infra.spark import DRIVER_JAVA_OPTIONS  # light too: PySpark is imported inside functions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRACE_MINUTES = int(GRACE.total_seconds() // 60)
@@ -68,6 +69,7 @@ with DAG(
             "spark.ui.enabled": "false",
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
         },
         driver_memory="2g",
         verbose=False,
