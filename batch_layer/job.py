@@ -139,10 +139,10 @@ def day_rollup(hours: DataFrame, partials: DataFrame, keys: tuple[str, ...],
     Counts are sums and the sketch is the union of the hours' sketches: an HLL union keeps
     each register's maximum, the registers of a sketch of all the day's visitors, and its
     estimate keeps the sketch's error bound (the speed layer's and the reports' ranges are
-    unions too). Visitors are counted exactly,
-    as the distinct visitors of the day's partials: the partials are clustered by site and
-    visitor, so that count needs no shuffle of the partials. The bucket is each site's day
-    start (``day_starts``, a broadcast lookup), not zone arithmetic on every row."""
+    unions too). Visitors are counted exactly, as the distinct visitors of the day's
+    partials: the partials are clustered by site and visitor, so that count needs no
+    shuffle of the partials. The bucket is each site's day start (``day_starts``, a
+    broadcast lookup), not zone arithmetic on every row."""
     starts = hours.sparkSession.createDataFrame(sorted(day_starts.items()), "site STRING, bucket TIMESTAMP")
     visitors = partials.select("site", *keys, "visitor_id").distinct().groupBy("site", *keys).agg(
         F.count(F.lit(1)).alias("visitors"))
@@ -189,6 +189,7 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
     if not sites:
         log.info("%s: no site to recompute", day)
         return {}
+    bounds = {site: local_day_bounds(day, tz) for site, tz in sites.items()}
     # One read serves the day's event views and the sessions of the day and the day before.
     events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites)
     per_site: dict[str, tuple[int, int]] = {}
@@ -205,7 +206,7 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
         log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
         goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
-        day_starts = {site: local_day_bounds(day, tz)[0] for site, tz in sites.items()}
+        day_starts = {site: start for site, (start, _) in bounds.items()}
         # Cassandra writes overlap Spark computing the next view; all are done before the
         # run is recorded and the boundary moves. Sessions go first: their many minute rows
         # are then written while Spark computes the event views.
@@ -226,8 +227,7 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
         f"INSERT INTO {keyspace}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"
     )
     upsert(session, run_stmt, [(day, s, *per_site.get(s, (0, 0)), now) for s in sorted(set(sites) | set(per_site))])
-    ends = {site: local_day_bounds(day, tz)[1] for site, tz in sites.items()}
-    move_boundary(session, keyspace, ends)
+    move_boundary(session, keyspace, {site: end for site, (_, end) in bounds.items()})
     log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
     t0 = time.perf_counter()
     record_drift(session, keyspace, day, sites)

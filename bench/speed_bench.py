@@ -120,7 +120,7 @@ def main() -> None:
     from infra.clients import cassandra_session, json_bytes, kafka_producer
     from infra.settings import load_settings
     from infra.spark import get_session
-    from speed_layer.job import configure_session, speed_session_frame, speed_view_frame
+    from speed_layer.job import speed_session_frame, speed_view_frame
     from speed_layer.sessions import SpeedSessionSink
     from speed_layer.sinks import SpeedViewSink
     from views.goals import Goal
@@ -132,7 +132,6 @@ def main() -> None:
     admin.create_topics(([] if args.topic else [NewTopic(topic, num_partitions=3, replication_factor=1)])
                         + [NewTopic(live_topic, num_partitions=1, replication_factor=1)])
     spark = get_session(settings, "parallax-speed-bench", with_kafka=True)
-    configure_session(spark)  # as the speed layer runs; --conf may override it
     for item in args.conf:
         key, _, value = item.partition("=")
         spark.conf.set(key, value)

@@ -52,32 +52,6 @@ RESTORE_ERRORS = ("STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE", "STATE_STORE_VALUE_SC
                   "STATE_SCHEMA", "StateSchemaNotCompatible", "INCOMPATIBLE_DATA_FOR_STATE")
 # The fields the sessions query reads: parsing only these costs less than the whole event.
 SESSION_FIELDS = ("type", "path", "visitor_id")
-# SQL settings of the speed queries, set on the session before they start (by the speed
-# layer and the speed bench alike). None is kept in a checkpoint or changes a state's shape.
-SPEED_SQL_CONF = {
-    # The RocksDB state stores: their state lasts a watermark and is a few tens of MB a
-    # store, and every micro-batch writes it anew (each event's id, each touched bucket and
-    # session). Compressing each commit's files costs more CPU than the disk it saves, and
-    # counting the rows costs a lookup before every write and delete, for a metric
-    # (numRowsTotal in the query progress) that nothing here reads. Together: a tenth less
-    # Spark CPU on the speed bench.
-    "spark.sql.streaming.stateStore.rocksdb.compression": "none",
-    "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
-    # The views' HLL sketches are aggregated by ObjectHashAggregate, which falls back to
-    # sorting its input after 128 keys per task. A micro-batch's partial aggregation has a
-    # few tens of thousands of (site, view, dim, minute) keys, nearly all with a small
-    # sketch (a minute's visitors): kept hashed (as in the batch layer), the ~16 rows per
-    # event are not sorted. A further ~8% less Spark CPU on the speed bench.
-    "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "32768",
-}
-
-
-def configure_session(spark: SparkSession) -> None:
-    """Apply ``SPEED_SQL_CONF`` to ``spark``: queries started afterwards use it."""
-    for key, value in SPEED_SQL_CONF.items():
-        spark.conf.set(key, value)
-
-
 def query_checkpoint(checkpoint_dir: Path, query: str, version: int | None = None) -> Path:
     """The checkpoint of ``query`` ("speed_views" or "speed_sessions") at ``version``."""
     return checkpoint_dir / f"{query}_v{VERSIONS[query][1] if version is None else version}"
@@ -288,7 +262,6 @@ def run(settings: Any, *, rebuild: bool = False) -> int:
             log.warning("%s", note)
     producer = kafka_producer(settings, value_serializer=json_bytes)
     spark = get_session(settings, "parallax-speed", with_kafka=True)
-    configure_session(spark)
     spark.streams.addListener(DroppedLateListener(session, settings.keyspace))
     starter = SpeedQueries(spark, settings, start_options["speed_views"],
                            SpeedViewSink(session, settings.keyspace, producer, settings.topic_live),

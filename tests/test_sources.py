@@ -7,29 +7,30 @@ import pytest
 from schemas.sources import SOURCE_FIELDS, classify, source_fields
 
 PAGE = "https://shop.test/pricing"
+UNTAGGED = ("(none)", "(none)", "(none)")  # utm_source, utm_medium, utm_campaign
 # (url, referrer, referrer source, utm_source, utm_medium, utm_campaign)
 CASES = [
-    (PAGE, None, "direct", "(none)", "(none)", "(none)"),
-    (PAGE, "", "direct", "(none)", "(none)", "(none)"),
-    (PAGE, "https://shop.test/", "internal", "(none)", "(none)", "(none)"),
-    (PAGE, "https://SHOP.test:443/cart", "internal", "(none)", "(none)", "(none)"),
-    (PAGE, "https://www.google.com/search?q=x", "search", "(none)", "(none)", "(none)"),
-    (PAGE, "https://www.google.co.uk/", "search", "(none)", "(none)", "(none)"),
-    (PAGE, "https://duckduckgo.com/", "search", "(none)", "(none)", "(none)"),
-    (PAGE, "https://notduckduckgo.com/", "other sites", "(none)", "(none)", "(none)"),
-    (PAGE, "https://t.co/abc", "social", "(none)", "(none)", "(none)"),
-    (PAGE, "https://old.reddit.com/r/x", "social", "(none)", "(none)", "(none)"),
-    (PAGE, "https://mastodon.social/@x", "social", "(none)", "(none)", "(none)"),
-    (PAGE, "https://blog.example.org/post", "other sites", "(none)", "(none)", "(none)"),
-    (PAGE, "android-app://com.slack/", "other sites", "(none)", "(none)", "(none)"),
+    (PAGE, None, "direct", *UNTAGGED),
+    (PAGE, "", "direct", *UNTAGGED),
+    (PAGE, "https://shop.test/", "internal", *UNTAGGED),
+    (PAGE, "https://SHOP.test:443/cart", "internal", *UNTAGGED),
+    (PAGE, "https://www.google.com/search?q=x", "search", *UNTAGGED),
+    (PAGE, "https://www.google.co.uk/", "search", *UNTAGGED),
+    (PAGE, "https://duckduckgo.com/", "search", *UNTAGGED),
+    (PAGE, "https://notduckduckgo.com/", "other sites", *UNTAGGED),
+    (PAGE, "https://t.co/abc", "social", *UNTAGGED),
+    (PAGE, "https://old.reddit.com/r/x", "social", *UNTAGGED),
+    (PAGE, "https://mastodon.social/@x", "social", *UNTAGGED),
+    (PAGE, "https://blog.example.org/post", "other sites", *UNTAGGED),
+    (PAGE, "android-app://com.slack/", "other sites", *UNTAGGED),
     (PAGE + "?utm_source=news&utm_medium=email&utm_campaign=bf", "https://www.google.com/",
      "campaign", "news", "email", "bf"),
-    (PAGE + "?gclid=abc", None, "campaign", "(none)", "(none)", "(none)"),
+    (PAGE + "?gclid=abc", None, "campaign", *UNTAGGED),
     (PAGE + "?utm_campaign=spring%20sale&utm_source=a+b", None, "campaign", "a b", "(none)", "spring sale"),
     (PAGE + "?utm_source=first&utm_source=second", None, "campaign", "first", "(none)", "(none)"),
     (PAGE + "?utm_source=&utm_medium=cpc", "https://bing.com/", "search", "(none)", "cpc", "(none)"),
-    (PAGE + "?x=1#utm_source=fragment", None, "direct", "(none)", "(none)", "(none)"),
-    (PAGE + "?xutm_source=no", None, "direct", "(none)", "(none)", "(none)"),
+    (PAGE + "?x=1#utm_source=fragment", None, "direct", *UNTAGGED),
+    (PAGE + "?xutm_source=no", None, "direct", *UNTAGGED),
 ]
 
 

@@ -2,7 +2,7 @@
 
 A goal is either a page-path pattern (a pageview whose path matches) or a custom event
 name (an event whose name matches). Both layers turn the site's goals into one Spark
-expression (``views.transforms.goal_names``), so a conversion means the same thing in
+expression (``views.transforms.goal_hits``), so a conversion means the same thing in
 each; batch re-runs apply goals to history, the speed layer from when it reads them.
 """
 from __future__ import annotations

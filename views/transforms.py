@@ -218,14 +218,6 @@ def goal_hits(goals: Sequence[Goal]) -> list[Column]:
     return hits
 
 
-def goal_names(goals: Sequence[Goal]) -> Column:
-    """The names of the goals an event converts (an array, usually empty; see ``goal_hits``)."""
-    hits = goal_hits(goals)
-    if not hits:
-        return F.array().cast("array<string>")
-    return F.filter(F.array(*hits), lambda name: name.isNotNull())
-
-
 def with_view_keys(events: DataFrame, goals: Sequence[Goal] = ()) -> DataFrame:
     """One row per event and view it counts in: (``view_name``, ``dim``) is ("traffic", "")
     for the site total, then (dimension, value) for every breakdown, ("element", name) for
@@ -310,7 +302,7 @@ TYPE_CODE = "_type_code"
 def with_type_code(events: DataFrame) -> DataFrame:
     """``events`` with ``TYPE_CODE``, which ``with_view_keys`` carries instead of ``type``."""
     code = F.lit(0)
-    for i, t in reversed(list(enumerate(COUNTED_TYPES, 1))):
+    for i, t in enumerate(COUNTED_TYPES, 1):
         code = F.when(F.col("type") == F.lit(t), F.lit(i)).otherwise(code)
     return events.withColumn(TYPE_CODE, code.cast("byte"))
 
@@ -354,7 +346,7 @@ def visitor_partials(events: DataFrame, granularity: str, keys: tuple[str, ...])
     Counting distinct visitors in two steps (per visitor, then per bucket) avoids
     count_distinct beside other aggregates, which makes Spark expand every row; and the
     partials of a fine granularity roll up into a coarser one without going back to the
-    events (the batch layer's days: ``batch_layer.job.day_partials``).
+    events (the batch layer's days: ``batch_layer.job.day_rollup``).
     """
     bucket = _bucket(events, granularity)
     if granularity == "minute":

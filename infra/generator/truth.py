@@ -61,7 +61,7 @@ def row_of(record: dict[str, Any]) -> Row:
 
 
 def converts(goal: Goal, row: Row) -> bool:
-    """The views' rule (views.transforms.goal_names): a pageview whose path matches a page
+    """The views' rule (views.transforms.goal_hits): a pageview whose path matches a page
     goal; an event whose name (else its type) is an event goal's."""
     if goal.kind == "page":
         return row.type == "pageview" and re.match(goal.regex(), row.path) is not None
