@@ -54,6 +54,9 @@ class Settings:
     spark_driver_memory: str = field(default_factory=lambda: _env("spark_driver_memory", "2g"))
     batch_shuffle_partitions: int = field(default_factory=lambda: int(_env("batch_shuffle_partitions", "32")))
     speed_trigger: str = field(default_factory=lambda: _env("speed_trigger", "5 seconds"))
+    # The most events one speed micro-batch takes. A layer behind its trigger catches up in
+    # batches this large; keep it above the trigger's worth of events at the peak rate.
+    speed_max_batch_events: int = field(default_factory=lambda: int(_env("speed_max_batch_events", "500000")))
     archive_trigger: str = field(default_factory=lambda: _env("archive_trigger", "30 seconds"))
     watermark: str = field(default_factory=lambda: _env("watermark", "10 minutes"))
     starting_offsets: str = field(default_factory=lambda: _env("starting_offsets", "earliest"))

@@ -1,6 +1,6 @@
 """The speed layer: Kafka `events` -> Cassandra speed views + the master dataset archive.
 
-Run it with ``parallax speed``. Two checkpointed streaming queries read the same topic:
+Run it with ``parallax speed``. Three checkpointed streaming queries read the same topic:
 - ``archive``: every parsed event, appended as Parquet partitioned by event date (the
   immutable master dataset the batch layer recomputes from; it keeps late events too);
 - ``views``: events deduplicated within the watermark, aggregated into minute buckets by
@@ -43,9 +43,11 @@ log = logging.getLogger(__name__)
 # Cassandra). Bump it with every change Spark cannot restore from an old checkpoint (new
 # grouping keys or aggregates): the query then starts a new checkpoint and rebuilds its
 # speed views from Kafka (see ``query_start``).
-VIEWS_QUERY_VERSION = 3
+# 4: events deduplicated on (event_id, event_time), forgotten once the watermark passes them.
+VIEWS_QUERY_VERSION = 4
 # 2: the sink keeps running sums per minute (speed_session_sums), not every session.
-SESSIONS_QUERY_VERSION = 2
+# 3: events deduplicated on (event_id, event_time), as the views query.
+SESSIONS_QUERY_VERSION = 3
 VERSIONS = {"speed_views": ("VIEWS_QUERY_VERSION", VIEWS_QUERY_VERSION),
             "speed_sessions": ("SESSIONS_QUERY_VERSION", SESSIONS_QUERY_VERSION)}
 RESTORE_ERRORS = ("STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE", "STATE_STORE_VALUE_SCHEMA_NOT_COMPATIBLE",
@@ -111,12 +113,13 @@ def explain_failure(error: object, checkpoint: Path) -> str | None:
             "speed views from Kafka (README: 'Changing the speed layer').")
 
 
-def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, start: dict[str, str]) -> DataFrame:
+def kafka_stream(spark: SparkSession, bootstrap: str, topic: str, start: dict[str, str],
+                 max_batch_events: int) -> DataFrame:
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
         .option("subscribe", topic)
-        .option("maxOffsetsPerTrigger", 500_000)
+        .option("maxOffsetsPerTrigger", max_batch_events)
     )
     # Only used when a checkpoint is new; afterwards the checkpoint's offsets win.
     for key, value in start.items():
@@ -155,7 +158,7 @@ class SpeedQueries:
 
     def kafka(self, start: dict[str, str]) -> DataFrame:
         s = self.settings
-        return kafka_stream(self.spark, s.kafka_bootstrap, s.topic_events, start)
+        return kafka_stream(self.spark, s.kafka_bootstrap, s.topic_events, start, s.speed_max_batch_events)
 
     def start_archive(self) -> Any:
         s = self.settings

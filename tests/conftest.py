@@ -11,16 +11,16 @@ import pytest
 def spark():
     from pyspark.sql import SparkSession
 
-    session = (
-        SparkSession.builder.master("local[1]").appName("parallax-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "1g")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
+    from infra.settings import load_settings
+    from infra.spark import session_conf
+
+    # The project's own settings (state store, UTC, aggregation thresholds), sized for tests.
+    conf = {**session_conf(load_settings(), with_kafka=False), "spark.master": "local[1]",
+            "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2"}
+    builder = SparkSession.builder.appName("parallax-tests")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     logging.getLogger("py4j").setLevel(logging.WARNING)
     yield session
