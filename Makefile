@@ -43,7 +43,8 @@ test: setup browser
 bench: setup
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
 	$(BIN)/python -m bench.batch_bench
-	$(BIN)/python -m bench.speed_bench --events 1000000 --batch 200000
+	$(BIN)/python -m bench.speed_bench --events 18000000 --rate 20000 --trigger-seconds 30 --visitors 300000
+	$(BIN)/python -m bench.speed_bench --events 4800000 --rate 6000 --trigger-seconds 5 --visitors 90000
 	$(BIN)/python -m bench.collector_bench --workers 2 4 --duration 30
 
 stack-up: setup

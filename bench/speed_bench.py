@@ -1,16 +1,23 @@
-"""Speed layer benchmark: how many events/s the speed layer sustains with the whole
-catalogue, on this machine, with Kafka and Cassandra beside it.
+"""Speed layer benchmark: does the speed layer sustain a stream of ``--rate`` events/s with
+the whole catalogue and a ``--trigger-seconds`` trigger, on this machine, with Kafka and
+Cassandra beside it?
 
-    .venv/bin/python -m bench.speed_bench --events 1000000 --batch 100000
+    .venv/bin/python -m bench.speed_bench --events 18000000 --rate 20000 --trigger-seconds 30 --visitors 300000
 
-A backlog of generated events (20 sites with two goals each; pageviews, clicks and
-impressions of elements, custom events; visits spread over three hours in offset order, so
-the watermark moves and sessions close as the backlog drains) is written to a Kafka topic
-of its own. The real views query and the real sessions query (the same transforms, the
-real Cassandra sinks and live-update producer) then drain it together, in micro-batches of
-``--batch`` events. While they are backlogged they run as fast as they can, so their rate
-is the highest they can sustain: a trigger interval shorter than a batch's time would fall
-behind. Needs the local stack (`parallax stack up`).
+A backlog of generated events (20 sites with two goals each, each visitor on one site;
+pageviews, clicks and impressions of elements, custom events) is written to a Kafka topic
+of its own, its event times advancing in offset order as a live stream's at ``--rate``
+would. The real views query and the real sessions query (the same transforms, the real
+Cassandra sinks and live-update producer) then drain it together, in micro-batches of what
+the trigger collects at that rate. While backlogged they run as fast as they can.
+
+What a micro-batch costs grows with the streaming state: every micro-batch scans each
+dedupe's whole state to evict, and a live stream keeps a watermark's worth of ids there.
+So the rate that counts is the one measured once the dedupes hold that much (``FULL``):
+the layer sustains ``--rate`` if that rate is at least ``--rate``. The run must be long
+enough for the state to fill: more than a watermark of event time, so with the default 10
+minutes, well over 600 × ``--rate`` events. Without ``--rate``, the events spread over three hours and
+only the drain rate is reported. Needs the local stack (`parallax stack up`).
 """
 from __future__ import annotations
 
@@ -25,7 +32,8 @@ import uuid
 from datetime import datetime, timezone
 
 
-SPREAD_MS = 3 * 3600 * 1000
+SPREAD_S = 3 * 3600
+WRITERS = 2  # Spark tasks writing the backlog at once: one per core
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -45,20 +53,28 @@ def service_pids(settings) -> dict[str, int | None]:
     return {"kafka": read_pid(run / "kafka.pid"), "cassandra": read_pid(run / "cassandra.pid")}
 
 
-def preload(spark, bootstrap: str, topic: str, n: int) -> None:
-    """``n`` events over the three hours before now, roughly in offset order, to ``topic``."""
+def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S, visitors: int = 50_000) -> None:
+    """``n`` events over the ``spread_s`` seconds before now, roughly in offset order, to ``topic``."""
     from pyspark.sql import functions as F
 
     from schemas.sources import NONE_VALUE, UTM_FIELDS
     from views.transforms import query_param, referrer_source
 
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    spread_ms = spread_s * 1000
     r = F.col("id")
     h = F.xxhash64(r)
+    # The writers run side by side, each over its own range of ids: interleaving their
+    # times keeps Kafka's offsets in event-time order, as a live stream's are (up to the
+    # jitter below), so the watermark moves with the backlog and not ahead of it.
+    per_writer = -(-n // WRITERS)
+    order = (r % per_writer) * WRITERS + (r / per_writer).cast("long")
     paths = F.array(*[F.lit(p) for p in ["/", "/pricing", "/blog", "/blog/a", "/docs", "/signup"]])
     refs = F.array(*[F.lit(x) for x in ["", "https://www.google.com/", "https://news.ycombinator.com/",
                                          "https://site.test/"]])
     page = paths[F.abs(h % 6)]
+    # A visitor belongs to one site, as on the web: their events make sessions of several.
+    visitor = F.abs(F.xxhash64(r, F.lit(4))) % visitors
     kinds = F.array(*[F.lit(k) for k in ["pageview"] * 6 + ["click", "impression", "impression", "custom"]])
     kind = kinds[F.abs(F.xxhash64(r, F.lit(1)) % 10)]
     url = F.concat(F.lit("https://site.test"), page, F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news"))
@@ -76,20 +92,20 @@ def preload(spark, bootstrap: str, topic: str, n: int) -> None:
     ]
     value = F.to_json(F.struct(
         F.expr("uuid()").alias("event_id"),
-        F.concat(F.lit("bench-"), (F.abs(h) % 20).cast("string")).alias("site"),
+        F.concat(F.lit("bench-"), (visitor % 20).cast("string")).alias("site"),
         kind.alias("type"),
-        (F.lit(now_ms - SPREAD_MS) + (r * SPREAD_MS / n).cast("long") + F.abs(F.xxhash64(r, F.lit(2)) % 60_000))
+        (F.lit(now_ms - spread_ms) + (order * spread_ms / n).cast("long") + F.abs(F.xxhash64(r, F.lit(2)) % 60_000))
         .alias("ts"),
         url.alias("url"),
         page.alias("path"),
         referrer.alias("referrer"),
-        F.concat(F.lit("v"), (F.abs(F.xxhash64(r, F.lit(4))) % 50_000).cast("string")).alias("visitor_id"),
+        F.concat(F.lit("v"), visitor.cast("string")).alias("visitor_id"),
         F.when(kind == "custom", F.lit("signup")).alias("name"),
         F.when(kind.isin("click", "impression"),
                F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
         *enriched,
     ))
-    (spark.range(n).select(F.col("id").cast("string").alias("key"), value.alias("value"))
+    (spark.range(0, n, numPartitions=WRITERS).select(F.col("id").cast("string").alias("key"), value.alias("value"))
      .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
 
 
@@ -97,6 +113,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=100_000, help="events per micro-batch")
+    parser.add_argument("--rate", type=int,
+                        help="events per second of event time, as a live stream at that rate has them (default: "
+                             "the events spread over three hours)")
+    parser.add_argument("--visitors", type=int, default=50_000, help="distinct visitors")
+    parser.add_argument("--trigger-seconds", type=float,
+                        help="with --rate: micro-batches of what this trigger collects at that rate (sets --batch)")
     parser.add_argument("--queries", nargs="+", choices=QUERIES, default=list(QUERIES),
                         help="run only some of the queries (to see what each costs)")
     parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
@@ -111,8 +133,43 @@ def parse_args() -> argparse.Namespace:
 QUERIES = ("views", "sessions")
 
 
+def interval_seconds(text: str) -> float:
+    """Seconds of a Spark interval such as "10 minutes"."""
+    number, unit = text.split()
+    return float(number) * {"second": 1, "minute": 60, "hour": 3600}[unit.rstrip("s")]
+
+
+# The dedupe is full once it holds this share of a watermark's worth of ids. It levels
+# off a little under the whole: the watermark trails the latest event time, which runs up
+# to a minute ahead (the jitter), and it moves once per micro-batch.
+FULL = 0.9
+
+
+def ids_held(progress: list[dict]) -> list[int]:
+    """Event ids in the dedupe state after each micro-batch (from its progress: ids added
+    less ids forgotten; the row count itself is not tracked, see infra.spark)."""
+    held, out = 0, []
+    for p in progress:
+        for op in p["stateOperators"]:
+            if op["operatorName"].startswith("dedupe"):
+                held += op["numRowsUpdated"] - op["numRowsRemoved"]
+        out.append(held)
+    return out
+
+
+def full_state_rate(rows: list[int], ends: list[float], first: int) -> int | None:
+    """Events/s over micro-batches ``first`` on: ``rows`` and sink ``ends`` per micro-batch."""
+    if first < 1 or len(rows) - first < 3 or len(ends) != len(rows):  # too few full micro-batches to tell
+        return None
+    return round(sum(rows[first:]) / (ends[-1] - ends[first - 1]))
+
+
 def main() -> None:
     args = parse_args()
+    if args.trigger_seconds:
+        if not args.rate:
+            raise SystemExit("--trigger-seconds needs --rate")
+        args.batch = round(args.rate * args.trigger_seconds)
 
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
@@ -132,6 +189,7 @@ def main() -> None:
     admin.create_topics(([] if args.topic else [NewTopic(topic, num_partitions=3, replication_factor=1)])
                         + [NewTopic(live_topic, num_partitions=1, replication_factor=1)])
     spark = get_session(settings, "parallax-speed-bench", with_kafka=True)
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "10000")  # every micro-batch of a long run
     for item in args.conf:
         key, _, value = item.partition("=")
         spark.conf.set(key, value)
@@ -141,7 +199,8 @@ def main() -> None:
     try:
         if not args.topic:
             t0 = time.perf_counter()
-            preload(spark, settings.kafka_bootstrap, topic, args.events)
+            spread_s = round(args.events / args.rate) if args.rate else SPREAD_S
+            preload(spark, settings.kafka_bootstrap, topic, args.events, spread_s, args.visitors)
             print(f"preloaded {args.events:,} events into {topic} in {time.perf_counter() - t0:.0f}s", flush=True)
 
         goals = tuple(g for i in range(20) for g in (Goal(f"bench-{i}", "Signup page", "page", "/signup"),
@@ -149,6 +208,7 @@ def main() -> None:
         sinks = {"views": SpeedViewSink(session, settings.keyspace, producer, live_topic),
                  "sessions": SpeedSessionSink(session, settings.keyspace)}
         ends: dict[str, list[float]] = {name: [] for name in args.queries}
+        ends_at: dict[str, dict[int, float]] = {name: {} for name in args.queries}
         sink_s: dict[str, list[float]] = {name: [] for name in args.queries}
 
         def timed(name):
@@ -156,6 +216,7 @@ def main() -> None:
                 start = time.perf_counter()
                 sinks[name](df, batch_id)
                 ends[name].append(time.perf_counter())
+                ends_at[name][batch_id] = ends[name][-1]
                 sink_s[name].append(ends[name][-1] - start)
             return run
 
@@ -194,6 +255,26 @@ def main() -> None:
                             "sink_seconds": [round(t, 1) for t in sink_s[name] if t >= 0.05]}
         # Both queries share the two cores: the layer keeps up while the slower one does.
         result["steady_events_per_s"] = min(result[name]["steady_events_per_s"] or 0 for name in queries)
+        if args.rate:
+            # A live stream at --rate holds a watermark's worth of event ids in each query's
+            # dedupe state, and every micro-batch scans that state: the rate it sustains is
+            # the one measured once the state is that full.
+            full_ids = interval_seconds(settings.watermark) * args.rate
+            for name, q in queries.items():
+                data = [p for p in q.recentProgress if p["numInputRows"]]
+                held = ids_held(data)
+                first = next((i + 1 for i, n in enumerate(held) if n >= FULL * full_ids), len(data))
+                result[name]["ids_held"] = held[-1] if held else 0
+                result[name]["full_state_from_batch"] = first
+                result[name]["full_state_events_per_s"] = full_state_rate(
+                    [p["numInputRows"] for p in data], [ends_at[name][p["batchId"]] for p in data], first)
+                if args.trigger_seconds:
+                    # Full micro-batches (not the last, partial one) that took longer than the trigger.
+                    took = [p["durationMs"]["triggerExecution"] / 1000 for p in data[first:-1]]
+                    result[name]["full_state_over_trigger"] = f"{sum(t > args.trigger_seconds for t in took)} of {len(took)}"
+            full = [result[name]["full_state_events_per_s"] for name in queries]
+            result["full_state_events_per_s"] = min(full) if None not in full else None
+            result["sustains_rate"] = None if None in full else min(full) >= args.rate
         result["cpu_seconds"] = cpu
         if args.progress:
             with open(args.progress, "w") as out:

@@ -47,8 +47,9 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
         "spark.sql.shuffle.partitions": str(settings.batch_shuffle_partitions) if batch else "4",
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
-        # The speed queries' state lasts a watermark and is a few tens of MB a store, and
-        # every micro-batch writes it anew (each event's id, each touched bucket and session).
+        # The speed queries' state lasts a watermark (at 20,000 events/s, 12 M event ids in
+        # each dedupe) and every micro-batch writes into it (each event's id, each touched
+        # bucket and session); CPU, not disk, is what runs out first (BENCHMARKS.md).
         # Compressing each commit's files costs more CPU than the disk it saves, and counting
         # the rows costs a lookup before every write and delete, for a metric (numRowsTotal)
         # that nothing here reads. Together: a tenth less Spark CPU on the speed bench. Neither
