@@ -6,6 +6,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 CACHE ?= $(or $(PARALLAX_CACHE_DIR),$(HOME)/.cache/parallax)
 export UV_CACHE_DIR := $(CACHE)/uv
+# PySpark is published only as a source distribution, and uv builds it again in every fresh
+# clone (about a gigabyte of cache each time): its wheel is built once, into this wheelhouse.
+WHEELHOUSE := $(CACHE)/wheels
+export UV_FIND_LINKS := $(WHEELHOUSE)
+PYSPARK_VERSION := $(shell sed -n 's/^ *pyspark==\([0-9.]*\).*/\1/p' setup.cfg)
+PYSPARK_WHEEL := $(WHEELHOUSE)/pyspark-$(PYSPARK_VERSION)-py2.py3-none-any.whl
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BIN := $(VENV)/bin
 
@@ -15,7 +21,10 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 
-$(VENV)/.installed: $(BIN)/uv setup.cfg pyproject.toml
+$(PYSPARK_WHEEL): | $(BIN)/uv
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-cache-dir --no-deps "pyspark==$(PYSPARK_VERSION)" -w $(WHEELHOUSE)
+
+$(VENV)/.installed: $(BIN)/uv setup.cfg pyproject.toml $(PYSPARK_WHEEL)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test]"
 	touch $@
 
