@@ -7,17 +7,18 @@ Cassandra beside it?
 A backlog of generated events (20 sites with two goals each, each visitor on one site;
 pageviews, clicks and impressions of elements, custom events) is written to a Kafka topic
 of its own, its event times advancing in offset order as a live stream's at ``--rate``
-would. The real views query and the real sessions query (the same transforms, the real
-Cassandra sinks and live-update producer) then drain it together, in micro-batches of what
-the trigger collects at that rate. While backlogged they run as fast as they can.
+would. The speed layer's three queries then drain it together, in micro-batches of what
+the trigger collects at that rate: the real views and sessions queries (the same
+transforms, the real Cassandra sinks and live-update producer) and the archive (the same
+frame, appended as Parquet). While backlogged they run as fast as they can.
 
 What a micro-batch costs grows with the streaming state: every micro-batch scans each
 dedupe's whole state to evict, and a live stream keeps a watermark's worth of ids there.
 So the rate that counts is the one measured once the dedupes hold that much (``FULL``):
 the layer sustains ``--rate`` if that rate is at least ``--rate``. The run must be long
 enough for the state to fill: more than a watermark of event time, so with the default 10
-minutes, well over 600 × ``--rate`` events. Without ``--rate``, the events spread over three hours and
-only the drain rate is reported. Needs the local stack (`parallax stack up`).
+minutes, well over 600 × ``--rate`` events. Without ``--rate``, the events spread over
+three hours and only the drain rate is reported. Needs the local stack (`parallax stack up`).
 """
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-QUERIES = ("views", "sessions")
+QUERIES = ("views", "sessions", "archive")
 
 
 def interval_seconds(text: str) -> float:
@@ -177,7 +178,7 @@ def main() -> None:
     from infra.clients import cassandra_session, json_bytes, kafka_producer
     from infra.settings import load_settings
     from infra.spark import get_session
-    from speed_layer.job import speed_session_frame, speed_view_frame
+    from speed_layer.job import archive_frame, speed_session_frame, speed_view_frame
     from speed_layer.sessions import SpeedSessionSink
     from speed_layer.sinks import SpeedViewSink
     from views.goals import Goal
@@ -205,8 +206,12 @@ def main() -> None:
 
         goals = tuple(g for i in range(20) for g in (Goal(f"bench-{i}", "Signup page", "page", "/signup"),
                                                       Goal(f"bench-{i}", "Signed up", "event", "signup")))
+        def archive(df, batch_id):
+            # What the archive query's Parquet file sink writes, as a plain append.
+            df.write.mode("append").partitionBy("date").parquet(f"{checkpoint}/master")
+
         sinks = {"views": SpeedViewSink(session, settings.keyspace, producer, live_topic),
-                 "sessions": SpeedSessionSink(session, settings.keyspace)}
+                 "sessions": SpeedSessionSink(session, settings.keyspace), "archive": archive}
         ends: dict[str, list[float]] = {name: [] for name in args.queries}
         ends_at: dict[str, dict[int, float]] = {name: {} for name in args.queries}
         sink_s: dict[str, list[float]] = {name: [] for name in args.queries}
@@ -220,14 +225,21 @@ def main() -> None:
                 sink_s[name].append(ends[name][-1] - start)
             return run
 
-        def raw():
+        # At a rate, the archive keeps the live pace (its own trigger, what that collects at
+        # the rate) rather than draining ahead: it is load beside the queries measured, as live.
+        paced = {"archive"} if args.rate else set()
+        archive_every = interval_seconds(settings.archive_trigger)
+
+        def raw(name):
+            batch = round(args.rate * archive_every) if name in paced else args.batch
             return (spark.readStream.format("kafka").option("kafka.bootstrap.servers", settings.kafka_bootstrap)
                     .option("subscribe", topic).option("startingOffsets", "earliest")
-                    .option("maxOffsetsPerTrigger", args.batch).load())
+                    .option("maxOffsetsPerTrigger", batch).load())
 
-        frames = {"views": lambda: (speed_view_frame(raw(), settings.watermark, goals), "update"),
-                  "sessions": lambda: (speed_session_frame(raw(), settings.watermark, settings.session_gap),
-                                       "append")}
+        frames = {"views": lambda: (speed_view_frame(raw("views"), settings.watermark, goals), "update"),
+                  "sessions": lambda: (speed_session_frame(raw("sessions"), settings.watermark,
+                                                           settings.session_gap), "append"),
+                  "archive": lambda: (archive_frame(raw("archive")), "append")}
         # CPU rather than wall time is what the queries cost when other work shares the cores.
         pids = {"spark": spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid(), "driver": os.getpid(),
                 **service_pids(settings)}
@@ -236,10 +248,16 @@ def main() -> None:
         queries = {}
         for name in args.queries:
             frame, mode = frames[name]()
-            queries[name] = (frame.writeStream.outputMode(mode).foreachBatch(timed(name))
-                             .option("checkpointLocation", f"{checkpoint}/{name}").trigger(availableNow=True).start())
-        for q in queries.values():
-            q.awaitTermination()
+            writer = (frame.writeStream.outputMode(mode).foreachBatch(timed(name))
+                      .option("checkpointLocation", f"{checkpoint}/{name}"))
+            writer = (writer.trigger(processingTime=settings.archive_trigger) if name in paced
+                      else writer.trigger(availableNow=True))
+            queries[name] = writer.start()
+        for name, q in queries.items():
+            if name not in paced:
+                q.awaitTermination()
+        for name in paced & set(queries):
+            queries[name].stop()
         elapsed = time.perf_counter() - t0
         cpu = {name: round(cpu_seconds(pid) - cpu0[name], 1) for name, pid in pids.items()}
         events = sum(p["numInputRows"] for p in next(iter(queries.values())).recentProgress)
@@ -253,28 +271,41 @@ def main() -> None:
             result[name] = {"steady_events_per_s": round(steady_rows / steady_s) if steady_rows else None,
                             "batch_seconds": [round(p["durationMs"]["triggerExecution"] / 1000, 1) for p in progress],
                             "sink_seconds": [round(t, 1) for t in sink_s[name] if t >= 0.05]}
-        # Both queries share the two cores: the layer keeps up while the slower one does.
-        result["steady_events_per_s"] = min(result[name]["steady_events_per_s"] or 0 for name in queries)
+        # The queries share the two cores: the layer keeps up while the slowest one does.
+        measured = [name for name in queries if name not in paced]
+        result["steady_events_per_s"] = min(result[name]["steady_events_per_s"] or 0 for name in measured)
         if args.rate:
             # A live stream at --rate holds a watermark's worth of event ids in each query's
             # dedupe state, and every micro-batch scans that state: the rate it sustains is
             # the one measured once the state is that full.
             full_ids = interval_seconds(settings.watermark) * args.rate
-            for name, q in queries.items():
-                data = [p for p in q.recentProgress if p["numInputRows"]]
-                held = ids_held(data)
-                first = next((i + 1 for i, n in enumerate(held) if n >= FULL * full_ids), len(data))
-                result[name]["ids_held"] = held[-1] if held else 0
+            data = {name: [p for p in q.recentProgress if p["numInputRows"]] for name, q in queries.items()}
+            firsts = {}
+            for name in ("views", "sessions"):
+                if name in data:
+                    held = ids_held(data[name])
+                    firsts[name] = next((i + 1 for i, n in enumerate(held) if n >= FULL * full_ids), len(held))
+                    result[name]["ids_held"] = held[-1] if held else 0
+            for name in measured:
+                first = firsts.get(name, max(firsts.values(), default=1))
                 result[name]["full_state_from_batch"] = first
                 result[name]["full_state_events_per_s"] = full_state_rate(
-                    [p["numInputRows"] for p in data], [ends_at[name][p["batchId"]] for p in data], first)
+                    [p["numInputRows"] for p in data[name]], [ends_at[name][p["batchId"]] for p in data[name]], first)
                 if args.trigger_seconds:
                     # Full micro-batches (not the last, partial one) that took longer than the trigger.
-                    took = [p["durationMs"]["triggerExecution"] / 1000 for p in data[first:-1]]
+                    took = [p["durationMs"]["triggerExecution"] / 1000 for p in data[name][first:-1]]
                     result[name]["full_state_over_trigger"] = f"{sum(t > args.trigger_seconds for t in took)} of {len(took)}"
-            full = [result[name]["full_state_events_per_s"] for name in queries]
+            keeps_pace = True
+            for name in paced & set(queries):
+                # Paced: it keeps up if its micro-batches take less than its trigger.
+                took = [p["durationMs"]["triggerExecution"] / 1000 for p in data[name][1:-1]]
+                mean = sum(took) / len(took) if took else float("nan")
+                result[name]["mean_batch_seconds"] = round(mean, 1)
+                result[name]["over_trigger"] = f"{sum(t > archive_every for t in took)} of {len(took)}"
+                keeps_pace = keeps_pace and mean <= archive_every
+            full = [result[name]["full_state_events_per_s"] for name in measured]
             result["full_state_events_per_s"] = min(full) if None not in full else None
-            result["sustains_rate"] = None if None in full else min(full) >= args.rate
+            result["sustains_rate"] = None if None in full else min(full) >= args.rate and keeps_pace
         result["cpu_seconds"] = cpu
         if args.progress:
             with open(args.progress, "w") as out:
@@ -283,7 +314,7 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         print(f"machine: {platform.node()} {os.cpu_count()} cores, Spark driver {settings.spark_driver_memory}, "
               f"{settings.spark_master}; micro-batches of up to {args.batch:,} events, queries "
-              f"{' and '.join(args.queries)} running together")
+              f"{', '.join(args.queries)} running together")
     finally:
         producer.close(timeout=10)
         session.cluster.shutdown()
