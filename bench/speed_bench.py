@@ -178,7 +178,7 @@ def main() -> None:
     from infra.clients import cassandra_session, json_bytes, kafka_producer
     from infra.settings import load_settings
     from infra.spark import get_session
-    from speed_layer.job import archive_frame, speed_session_frame, speed_view_frame
+    from speed_layer.job import archive_frame, kafka_stream, speed_session_frame, speed_view_frame
     from speed_layer.sessions import SpeedSessionSink
     from speed_layer.sinks import SpeedViewSink
     from views.goals import Goal
@@ -206,6 +206,7 @@ def main() -> None:
 
         goals = tuple(g for i in range(20) for g in (Goal(f"bench-{i}", "Signup page", "page", "/signup"),
                                                       Goal(f"bench-{i}", "Signed up", "event", "signup")))
+
         def archive(df, batch_id):
             # What the archive query's Parquet file sink writes, as a plain append.
             df.write.mode("append").partitionBy("date").parquet(f"{checkpoint}/master")
@@ -232,9 +233,7 @@ def main() -> None:
 
         def raw(name):
             batch = round(args.rate * archive_every) if name in paced else args.batch
-            return (spark.readStream.format("kafka").option("kafka.bootstrap.servers", settings.kafka_bootstrap)
-                    .option("subscribe", topic).option("startingOffsets", "earliest")
-                    .option("maxOffsetsPerTrigger", batch).load())
+            return kafka_stream(spark, settings.kafka_bootstrap, topic, {"startingOffsets": "earliest"}, batch)
 
         frames = {"views": lambda: (speed_view_frame(raw("views"), settings.watermark, goals), "update"),
                   "sessions": lambda: (speed_session_frame(raw("sessions"), settings.watermark,
@@ -273,21 +272,18 @@ def main() -> None:
                             "sink_seconds": [round(t, 1) for t in sink_s[name] if t >= 0.05]}
         # The queries share the two cores: the layer keeps up while the slowest one does.
         measured = [name for name in queries if name not in paced]
-        result["steady_events_per_s"] = min(result[name]["steady_events_per_s"] or 0 for name in measured)
+        result["steady_events_per_s"] = min((result[name]["steady_events_per_s"] or 0 for name in measured),
+                                            default=None)
         if args.rate:
             # A live stream at --rate holds a watermark's worth of event ids in each query's
             # dedupe state, and every micro-batch scans that state: the rate it sustains is
             # the one measured once the state is that full.
             full_ids = interval_seconds(settings.watermark) * args.rate
             data = {name: [p for p in q.recentProgress if p["numInputRows"]] for name, q in queries.items()}
-            firsts = {}
-            for name in ("views", "sessions"):
-                if name in data:
-                    held = ids_held(data[name])
-                    firsts[name] = next((i + 1 for i, n in enumerate(held) if n >= FULL * full_ids), len(held))
-                    result[name]["ids_held"] = held[-1] if held else 0
-            for name in measured:
-                first = firsts.get(name, max(firsts.values(), default=1))
+            for name in measured:  # the views and sessions queries: the archive is paced
+                held = ids_held(data[name])
+                first = next((i + 1 for i, n in enumerate(held) if n >= FULL * full_ids), len(held))
+                result[name]["ids_held"] = held[-1] if held else 0
                 result[name]["full_state_from_batch"] = first
                 result[name]["full_state_events_per_s"] = full_state_rate(
                     [p["numInputRows"] for p in data[name]], [ends_at[name][p["batchId"]] for p in data[name]], first)
@@ -304,8 +300,9 @@ def main() -> None:
                 result[name]["over_trigger"] = f"{sum(t > archive_every for t in took)} of {len(took)}"
                 keeps_pace = keeps_pace and mean <= archive_every
             full = [result[name]["full_state_events_per_s"] for name in measured]
-            result["full_state_events_per_s"] = min(full) if None not in full else None
-            result["sustains_rate"] = None if None in full else min(full) >= args.rate and keeps_pace
+            result["full_state_events_per_s"] = None if None in full or not full else min(full)
+            result["sustains_rate"] = (None if result["full_state_events_per_s"] is None
+                                       else result["full_state_events_per_s"] >= args.rate and keeps_pace)
         result["cpu_seconds"] = cpu
         if args.progress:
             with open(args.progress, "w") as out:
