@@ -54,8 +54,14 @@ def service_pids(settings) -> dict[str, int | None]:
     return {"kafka": read_pid(run / "kafka.pid"), "cassandra": read_pid(run / "cassandra.pid")}
 
 
-def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S, visitors: int = 50_000) -> None:
-    """``n`` events over the ``spread_s`` seconds before now, roughly in offset order, to ``topic``."""
+def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S, visitors: int = 50_000,
+            visit_s: int | None = None) -> None:
+    """``n`` events over the ``spread_s`` seconds before now, roughly in offset order, to ``topic``.
+
+    ``visitors`` are on the sites at once. With ``visit_s``, each one's visit lasts that
+    long and the next visit is another visitor's (visits end at staggered times, so sessions
+    close all along, as live); without it, the same visitors stay the whole run.
+    """
     from pyspark.sql import functions as F
 
     from schemas.sources import NONE_VALUE, UTM_FIELDS
@@ -76,6 +82,15 @@ def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S,
     page = paths[F.abs(h % 6)]
     # A visitor belongs to one site, as on the web: their events make sessions of several.
     visitor = F.abs(F.xxhash64(r, F.lit(4))) % visitors
+    offset_ms = (order * spread_ms / n).cast("long")  # the event's time, less the jitter below
+    visitor_id = F.concat(F.lit("v"), visitor.cast("string"))
+    if visit_s:
+        # Each of the concurrent visitors is followed by a new one every visit_s, at a phase
+        # of its own: visits end evenly over time rather than all at once.
+        visit_ms = visit_s * 1000
+        phase = (visitor * visit_ms / visitors).cast("long")
+        visit = F.floor((offset_ms + phase) / visit_ms)
+        visitor_id = F.concat(visitor_id, F.lit("-"), visit.cast("string"))
     kinds = F.array(*[F.lit(k) for k in ["pageview"] * 6 + ["click", "impression", "impression", "custom"]])
     kind = kinds[F.abs(F.xxhash64(r, F.lit(1)) % 10)]
     url = F.concat(F.lit("https://site.test"), page, F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news"))
@@ -95,19 +110,22 @@ def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S,
         F.expr("uuid()").alias("event_id"),
         F.concat(F.lit("bench-"), (visitor % 20).cast("string")).alias("site"),
         kind.alias("type"),
-        (F.lit(now_ms - spread_ms) + (order * spread_ms / n).cast("long") + F.abs(F.xxhash64(r, F.lit(2)) % 60_000))
+        (F.lit(now_ms - spread_ms) + offset_ms + F.abs(F.xxhash64(r, F.lit(2)) % 60_000))
         .alias("ts"),
         url.alias("url"),
         page.alias("path"),
         referrer.alias("referrer"),
-        F.concat(F.lit("v"), visitor.cast("string")).alias("visitor_id"),
+        visitor_id.alias("visitor_id"),
         F.when(kind == "custom", F.lit("signup")).alias("name"),
         F.when(kind.isin("click", "impression"),
                F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
         *enriched,
     ))
     (spark.range(0, n, numPartitions=WRITERS).select(F.col("id").cast("string").alias("key"), value.alias("value"))
-     .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
+     .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic)
+     # Compressed so that an hour at 20,000/s fits the disk beside the checkpoints (the
+     # collector does not compress): the queries pay for the decompression on top.
+     .option("kafka.compression.type", "lz4").save())
 
 
 def parse_args() -> argparse.Namespace:
@@ -117,7 +135,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=int,
                         help="events per second of event time, as a live stream at that rate has them (default: "
                              "the events spread over three hours)")
-    parser.add_argument("--visitors", type=int, default=50_000, help="distinct visitors")
+    parser.add_argument("--visitors", type=int, default=50_000, help="visitors on the sites at once")
+    parser.add_argument("--visit-minutes", type=float,
+                        help="each visit lasts this long, then another visitor takes over (default: the same "
+                             "visitors all run, so no session closes)")
     parser.add_argument("--trigger-seconds", type=float,
                         help="with --rate: micro-batches of what this trigger collects at that rate (sets --batch)")
     parser.add_argument("--queries", nargs="+", choices=QUERIES, default=list(QUERIES),
@@ -156,6 +177,17 @@ def ids_held(progress: list[dict]) -> list[int]:
                 held += op["numRowsUpdated"] - op["numRowsRemoved"]
         out.append(held)
     return out
+
+
+def sessions_closed(progress: list[dict]) -> list[int]:
+    """Sessions each micro-batch closed (emitted and dropped from the session window state)."""
+    return [sum(op["numRowsRemoved"] for op in p["stateOperators"] if op["operatorName"].startswith("session"))
+            for p in progress]
+
+
+def first_full(counts: list[int], level: float) -> int:
+    """The first micro-batch after the one where ``counts`` reached ``level`` (len if never)."""
+    return next((i + 1 for i, n in enumerate(counts) if n >= level), len(counts))
 
 
 def full_state_rate(rows: list[int], ends: list[float], first: int) -> int | None:
@@ -201,7 +233,8 @@ def main() -> None:
         if not args.topic:
             t0 = time.perf_counter()
             spread_s = round(args.events / args.rate) if args.rate else SPREAD_S
-            preload(spark, settings.kafka_bootstrap, topic, args.events, spread_s, args.visitors)
+            preload(spark, settings.kafka_bootstrap, topic, args.events, spread_s, args.visitors,
+                    round(args.visit_minutes * 60) if args.visit_minutes else None)
             print(f"preloaded {args.events:,} events into {topic} in {time.perf_counter() - t0:.0f}s", flush=True)
 
         goals = tuple(g for i in range(20) for g in (Goal(f"bench-{i}", "Signup page", "page", "/signup"),
@@ -280,9 +313,19 @@ def main() -> None:
             # the one measured once the state is that full.
             full_ids = interval_seconds(settings.watermark) * args.rate
             data = {name: [p for p in q.recentProgress if p["numInputRows"]] for name, q in queries.items()}
+            # With visits that end, a live stream's session state holds every session until it
+            # closes (the gap plus the watermark after its last event): it is full once sessions
+            # close as fast as visits start. Both queries drain the same offsets in micro-batches
+            # of the same size, so the same micro-batch number is the same point in the stream.
+            closing_from = 0
+            if args.visit_minutes and "sessions" in data:
+                closed = sessions_closed(data["sessions"])
+                per_batch = args.visitors * (args.batch / args.rate) / (args.visit_minutes * 60)
+                closing_from = first_full(closed, FULL * per_batch)
+                result["sessions"]["sessions_closed_per_batch"] = closed[closing_from:-1]
             for name in measured:  # the views and sessions queries: the archive is paced
                 held = ids_held(data[name])
-                first = next((i + 1 for i, n in enumerate(held) if n >= FULL * full_ids), len(held))
+                first = max(first_full(held, FULL * full_ids), closing_from)
                 result[name]["ids_held"] = held[-1] if held else 0
                 result[name]["full_state_from_batch"] = first
                 result[name]["full_state_events_per_s"] = full_state_rate(
