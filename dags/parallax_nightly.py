@@ -71,6 +71,8 @@ with DAG(
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
         },
+        # spark-submit's JVM looks up its own address before any conf applies.
+        env_vars={"SPARK_LOCAL_IP": "127.0.0.1"},
         driver_memory="2g",
         verbose=False,
     )

@@ -58,6 +58,10 @@ class Settings:
     # batches this large; keep it above the trigger's worth of events at the peak rate.
     speed_max_batch_events: int = field(default_factory=lambda: int(_env("speed_max_batch_events", "500000")))
     archive_trigger: str = field(default_factory=lambda: _env("archive_trigger", "30 seconds"))
+    # Micro-batches of state the checkpoints keep (Spark's default is 100). Restarting needs
+    # only the last; each kept one holds state files that compaction has since rewritten, and
+    # with visits that end, 100 of them outgrow the disk at 20,000 events/s (BENCHMARKS.md).
+    speed_state_versions: int = field(default_factory=lambda: int(_env("speed_state_versions", "20")))
     watermark: str = field(default_factory=lambda: _env("watermark", "10 minutes"))
     starting_offsets: str = field(default_factory=lambda: _env("starting_offsets", "earliest"))
     # Inactivity that ends a session, in both layers (views.catalogue.DEFAULT_SESSION_GAP).

@@ -47,6 +47,8 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
         "spark.sql.shuffle.partitions": str(settings.batch_shuffle_partitions) if batch else "4",
         "spark.sql.streaming.stateStore.providerClass":
             "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        # How many micro-batches of state the checkpoints keep (Settings.speed_state_versions).
+        "spark.sql.streaming.minBatchesToRetain": str(settings.speed_state_versions),
         # The speed queries' state lasts a watermark (at 20,000 events/s, 12 M event ids in
         # each dedupe) and every micro-batch writes into it (each event's id, each touched
         # bucket and session); CPU, not disk, is what runs out first (BENCHMARKS.md).
@@ -76,6 +78,9 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
 def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False, batch: bool = False):
     from pyspark.sql import SparkSession
 
+    # The JVM's own address lookup runs before any conf applies: without this it picks the
+    # host's outward interface and warns about it (nothing binds there; bindAddress rules).
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name)
     conf = session_conf(settings, with_kafka=with_kafka, batch=batch)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
