@@ -51,7 +51,8 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
         "spark.sql.streaming.minBatchesToRetain": str(settings.speed_state_versions),
         # The speed queries' state lasts a watermark (at 20,000 events/s, 12 M event ids in
         # each dedupe) and every micro-batch writes into it (each event's id, each touched
-        # bucket and session); CPU, not disk, is what runs out first (BENCHMARKS.md).
+        # bucket and session); CPU is what limits the rate (BENCHMARKS.md), and the disk is
+        # sized by the versions kept.
         # Compressing each commit's files costs more CPU than the disk it saves, and counting
         # the rows costs a lookup before every write and delete, for a metric (numRowsTotal)
         # that nothing here reads. Together: a tenth less Spark CPU on the speed bench. Neither

@@ -55,3 +55,13 @@ def test_the_sessions_query_has_its_own_version_and_rebuild(tmp_path: Path):
     assert str(query_checkpoint(tmp_path, "speed_sessions")) in note and f"_v{SESSIONS_QUERY_VERSION}" in note
     message = explain_failure(SPARK_ERROR, tmp_path / f"speed_sessions_v{SESSIONS_QUERY_VERSION}")
     assert "SESSIONS_QUERY_VERSION" in message and "parallax speed --rebuild" in message
+
+
+def test_checkpoints_keep_the_configured_number_of_state_versions(monkeypatch):
+    from infra.settings import load_settings
+    from infra.spark import session_conf
+
+    monkeypatch.delenv("PARALLAX_SPEED_STATE_VERSIONS", raising=False)
+    assert session_conf(load_settings(), with_kafka=False)["spark.sql.streaming.minBatchesToRetain"] == "20"
+    monkeypatch.setenv("PARALLAX_SPEED_STATE_VERSIONS", "7")
+    assert session_conf(load_settings(), with_kafka=False)["spark.sql.streaming.minBatchesToRetain"] == "7"
