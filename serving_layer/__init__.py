@@ -22,7 +22,7 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None, 
     if test_config:
         app.config.update(test_config)
     app.extensions["parallax.settings"] = settings
-    app.extensions["parallax.viewstore"] = _lazy_viewstore(settings)
+    app.extensions["parallax.viewstore"] = _LazyViewStore(settings)
 
     from serving_layer import api, live
 
@@ -34,18 +34,27 @@ def create_app(settings: Any = None, test_config: dict[str, Any] | None = None, 
     return app
 
 
-def _lazy_viewstore(settings: Any):
+class _LazyViewStore:
     """One Cassandra session per process, opened on first use (not at import or fork)."""
-    lock = threading.Lock()
-    holder: dict[str, Any] = {}
 
-    def get():
-        with lock:
-            if "store" not in holder:
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._store: Any = None
+
+    def __call__(self):
+        with self._lock:
+            if self._store is None:
                 from infra.clients import cassandra_session
                 from serving_layer.viewstore import CassandraViewStore
 
-                holder["store"] = CassandraViewStore(cassandra_session(settings, settings.keyspace), settings.keyspace)
-            return holder["store"]
+                session = cassandra_session(self._settings, self._settings.keyspace)
+                self._store = CassandraViewStore(session, self._settings.keyspace)
+            return self._store
 
-    return get
+    def close(self) -> None:
+        """Shut the session down (its driver threads would otherwise keep reconnecting)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.session.cluster.shutdown()
+                self._store = None

@@ -23,7 +23,9 @@ def sketch(visitors: list[str]) -> bytes:
 def client(stack):
     from serving_layer import create_app
 
-    return create_app(stack, live_feed=False).test_client()
+    app = create_app(stack, live_feed=False)
+    yield app.test_client()
+    app.extensions["parallax.viewstore"].close()
 
 
 def write(cassandra, keyspace: str, table: str, site: str, granularity: str, bucket: datetime, pageviews: int,
