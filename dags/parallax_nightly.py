@@ -23,7 +23,7 @@ from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from batch_layer.schedule import GRACE  # light: no Spark at parse time
-from infra.spark import DRIVER_JAVA_OPTIONS  # light too: PySpark is imported inside functions
+from infra.spark import DRIVER_JAVA_OPTIONS, SPARK_ENV  # light too: PySpark is imported inside functions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRACE_MINUTES = int(GRACE.total_seconds() // 60)
@@ -71,8 +71,7 @@ with DAG(
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
         },
-        # spark-submit's JVM looks up its own address before any conf applies.
-        env_vars={"SPARK_LOCAL_IP": "127.0.0.1"},
+        env_vars=dict(SPARK_ENV),
         driver_memory="2g",
         verbose=False,
     )

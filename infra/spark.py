@@ -14,6 +14,10 @@ log = logging.getLogger(__name__)
 # The throughput collector: Parallax's jobs want throughput, not short pauses (the speed
 # bench: about 2% less Spark CPU and 7% more events/s than G1).
 DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
+# The environment of Spark's JVM. Its own address lookup runs before any conf applies:
+# without this it picks the host's outward interface and warns about it (nothing binds
+# there; spark.driver.bindAddress rules). The nightly DAG gives spark-submit the same.
+SPARK_ENV = {"SPARK_LOCAL_IP": "127.0.0.1"}
 
 
 def connector_jars(settings: Settings) -> list[Path]:
@@ -79,9 +83,8 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
 def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False, batch: bool = False):
     from pyspark.sql import SparkSession
 
-    # The JVM's own address lookup runs before any conf applies: without this it picks the
-    # host's outward interface and warns about it (nothing binds there; bindAddress rules).
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    for key, value in SPARK_ENV.items():
+        os.environ.setdefault(key, value)
     builder = SparkSession.builder.appName(app_name)
     conf = session_conf(settings, with_kafka=with_kafka, batch=batch)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
