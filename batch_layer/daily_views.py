@@ -16,6 +16,15 @@ import logging
 import sys
 from datetime import date, datetime
 
+from batch_layer.job import run_day
+from batch_layer.schedule import days_ended_between, sites_with_day_ended, utcnow
+from infra.clients import cassandra_session
+from infra.settings import load_settings
+from infra.spark import get_session
+from store.registry import Registry
+
+log = logging.getLogger("batch_layer")
+
 
 def _instant(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -37,21 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("batch_layer")
-
-    from batch_layer.job import registered_sites, run_day
-    from batch_layer.schedule import days_ended_between, sites_with_day_ended, utcnow
-    from infra.clients import cassandra_session
-    from infra.settings import load_settings
-    from infra.spark import get_session
-
     settings = load_settings()
-    session = cassandra_session(settings, settings.keyspace)
-    zones = registered_sites(session, settings.keyspace)
+    keyspace = settings.cassandra.keyspace
+    session = cassandra_session(settings, keyspace)
+    zones = Registry(session, keyspace).site_zones()
     if args.day:
         ready, waiting = sites_with_day_ended(zones, args.day, utcnow())
         if waiting:
-            log.warning("%s has not ended (+ grace) yet in the zone of %s; not recomputed now", args.day, ", ".join(waiting))
+            log.warning("%s has not ended (+ grace) yet in the zone of %s; not recomputed now", args.day,
+                        ", ".join(waiting))
         plan = {args.day: ready} if ready else {}
     else:
         plan = days_ended_between(zones, *args.interval)
@@ -61,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for day, sites in plan.items():
             log.info("recomputing %s for %d site(s): %s", day, len(sites), ", ".join(sites))
-            run_day(spark, session, settings.keyspace, str(settings.master_dir), day, {s: zones[s] for s in sites},
-                    settings.session_gap)
+            run_day(spark, session, keyspace, str(settings.paths.master_dir), day, {s: zones[s] for s in sites},
+                    settings.spark.session_gap)
     finally:
         session.cluster.shutdown()
         if spark is not None:

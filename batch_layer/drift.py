@@ -4,20 +4,23 @@ After a day's batch views are written, each site's per-minute totals of the spee
 are compared with the batch layer's for the same minutes of that (local) day. Counts
 should be equal on in-order data: a difference means events the speed layer dropped
 behind its watermark, lost, or counted twice. Visitors differ by the sketch's error. The
-record (table ``batch_drift``, one row per day, site and measure) tells an operator which
+record (``store.diagnostics``: one row per day, site and measure) tells an operator which
 of these happened and how often, and ``GET /api/v1/sites/<site>/drift?day=`` serves it.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from views.catalogue import TRAFFIC_VIEW, local_day_bounds, periods_between
+from cassandra.cluster import Session
+
+from store.diagnostics import Diagnostics
+from store.views import BATCH_TABLE, SPEED_TABLE, ViewReader
+from views.catalogue import local_day_bounds
 from views.sketches import union_estimate
-from views.store import BATCH_TABLE, SPEED_TABLE, as_utc, select_cql, upsert
 
 log = logging.getLogger(__name__)
 
@@ -53,61 +56,48 @@ def compare(speed: Mapping[datetime, Mapping[str, Any]], batch: Mapping[datetime
     """The drift of one site's day from its minute rows (bucket -> measure values) in each
     layer, and its visitors (the speed layer's union estimate, the batch layer's exact count)."""
     minutes = set(speed) | set(batch)
+
+    def value(rows: Mapping[datetime, Mapping[str, Any]], minute: datetime, measure: str) -> int:
+        row = rows.get(minute)
+        return int(row.get(measure) or 0) if row is not None else 0
+
     out = []
     for measure in COUNT_MEASURES:
-        def value(rows: Mapping[datetime, Mapping[str, Any]], minute: datetime) -> int:
-            row = rows.get(minute)
-            return int(row.get(measure) or 0) if row is not None else 0
-
-        differing = sum(1 for m in minutes if value(speed, m) != value(batch, m))
-        out.append(Drift(measure, sum(value(speed, m) for m in speed), sum(value(batch, m) for m in batch),
-                         len(speed), len(batch), differing))
+        differing = sum(1 for m in minutes if value(speed, m, measure) != value(batch, m, measure))
+        out.append(Drift(measure, sum(value(speed, m, measure) for m in speed),
+                         sum(value(batch, m, measure) for m in batch), len(speed), len(batch), differing))
     differing = sum(1 for m in minutes if int((speed.get(m) or {}).get(VISITORS) or 0)
                     != int((batch.get(m) or {}).get(VISITORS) or 0))
     out.append(Drift(VISITORS, speed_visitors, batch_visitors, len(speed), len(batch), differing))
     return out
 
 
-class _Rows:
-    """The site-total rows of both view tables, read as the serving layer reads them."""
-
-    def __init__(self, session: Any, keyspace: str) -> None:
-        self.session = session
-        self.select = {table: session.prepare(select_cql(keyspace, table)) for table in (SPEED_TABLE, BATCH_TABLE)}
-
-    def __call__(self, table: str, site: str, granularity: str, start: datetime, end: datetime) -> list[Any]:
-        return [r for period in periods_between(granularity, start, end)
-                for r in self.session.execute(self.select[table], (site, TRAFFIC_VIEW, granularity, period, start, end))]
-
-
-def site_drift(rows: _Rows, day: date, site: str, tz: str) -> list[Drift]:
+def site_drift(reader: ViewReader, day: date, site: str, tz: str) -> list[Drift]:
     """Read both layers' minute rows of ``site``'s ``day`` and compare them."""
     start, end = local_day_bounds(day, tz)
-    speed_rows = rows(SPEED_TABLE, site, "minute", start, end)
-    speed = {as_utc(r.bucket): r._asdict() for r in speed_rows}
-    batch = {as_utc(r.bucket): r._asdict() for r in rows(BATCH_TABLE, site, "minute", start, end)}
+    speed_rows = reader.rows(SPEED_TABLE, site, "minute", start, end)
+    speed = {r.bucket: asdict(r) for r in speed_rows}
+    batch = {r.bucket: asdict(r) for r in reader.rows(BATCH_TABLE, site, "minute", start, end)}
     sketches = [r.visitors_sketch for r in speed_rows if r.visitors_sketch]
-    batch_day = rows(BATCH_TABLE, site, "day", start, end)
+    batch_day = reader.rows(BATCH_TABLE, site, "day", start, end)
     return compare(speed, batch, union_estimate(sketches) if sketches else 0,
                    int(batch_day[0].visitors or 0) if batch_day else 0)
 
 
-def record_drift(session: Any, keyspace: str, day: date, sites: Mapping[str, str]) -> dict[str, list[Drift]]:
+def record_drift(session: Session, keyspace: str, day: date, sites: Mapping[str, str]) -> dict[str, list[Drift]]:
     """Compare and write the drift of ``day`` for every site (site -> zone); log a line per
     site whose counts differ, or whose speed views are gone (older than their TTL)."""
     now = datetime.now(timezone.utc)
-    reader = _Rows(session, keyspace)
+    reader = ViewReader(session, keyspace)
     drifts = {site: site_drift(reader, day, site, tz) for site, tz in sorted(sites.items())}
-    stmt = session.prepare(
-        f"INSERT INTO {keyspace}.batch_drift (day, site, measure, speed_total, batch_total, speed_minutes, batch_minutes, "
-        "minutes_differing, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-    upsert(session, stmt, rows(day, drifts, now))
+    Diagnostics(session, keyspace).write_drift(rows(day, drifts, now))
     for site, measures in drifts.items():
         log_site(day, site, measures)
     return drifts
 
 
 def rows(day: date, drifts: Mapping[str, Iterable[Drift]], now: datetime) -> list[tuple]:
+    """The drift record's rows (``store.diagnostics.DRIFT_COLUMNS``)."""
     return [(day, site, d.measure, d.speed, d.batch, d.speed_minutes, d.batch_minutes, d.minutes_differing, now)
             for site, measures in drifts.items() for d in measures]
 

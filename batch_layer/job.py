@@ -2,185 +2,36 @@
 
 Recipe: read the day's events -- day D of each site in the site's own time zone, so the
 UTC date partitions D-1..D+1 of the master dataset -- -> deduplicate by event_id -> the same
-``views.transforms`` the speed layer runs, with exact unique counts -> upsert
-``batch_views`` for every granularity -> record the run -> move each site's batch boundary
-past the day, last, so that a reader never sees half a day.
+``views.transforms`` the speed layer runs, with exact unique counts (``batch_layer.days``)
+-> upsert ``batch_views`` for every granularity (``batch_layer.writer``) -> record the run
+-> move each site's batch boundary past the day, last, so that a reader never sees half a
+day -> the drift record (``batch_layer.drift``).
 
-Submitted by Airflow (``dags/parallax_nightly.py``) or run by hand:
-``parallax batch --date 2026-11-21``.
+Submitted by Airflow (``dags/parallax_nightly.py``, through ``batch_layer/daily_views.py``)
+or run by hand: ``parallax batch --date 2026-11-21``.
 """
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark import StorageLevel
+from cassandra.cluster import Session
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from batch_layer.days import COPIES, day_sessions, day_views, deduplicated, read_days, session_span
 from batch_layer.drift import record_drift
-from schemas.sources import SOURCE_FIELDS
-from views.catalogue import BREAKDOWN_GRANULARITIES, DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
-from views.goals import Goal, read_goals
-from views.store import BATCH_TABLE, read_boundaries, upsert, upsert_cql, view_params, view_partition
-from views.transforms import (
-    COUNT_COLUMNS,
-    local_date,
-    session_rows,
-    session_views,
-    views,
-    views_from_partials,
-    visitor_partials,
-    with_bucket,
-    with_dimensions,
-    with_type_code,
-    with_view_keys,
-)
+from batch_layer.writer import ViewWriter
+from store.boundary import Boundaries
+from store.registry import Registry
+from views.catalogue import DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
+from views.transforms import local_date, session_views
 
 log = logging.getLogger(__name__)
-# What the event views and the sessions read of an event (the views derive their
-# dimensions from url, referrer and the collector's enrichment; goals match path and name).
-INPUT_COLUMNS = ("site", "timezone", "visitor_id", "event_id", "type", "event_time", "path", "name", "props", "url",
-                 "referrer", "country", "device", "browser", "os", *SOURCE_FIELDS)
-# How many archived copies a deduplicated event had (tracker retries), for the run's record.
-COPIES = "_copies"
-# Partitions of the day's events, clustered by site and visitor. The visitor partials'
-# aggregation keeps hundreds of thousands of keys per task at 5M events a day; smaller
-# tasks keep each task's hash map closer to the CPU caches (14% less CPU at 5M than 32).
-VISITOR_PARTITIONS = 128
-# Repeated event ids (tracker retries) listed on the driver and broadcast (``deduplicated``).
-MAX_LISTED_REPEATS = 200_000
 
 
-def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str]) -> DataFrame | None:
-    """The events that happened from day ``first`` to day ``last`` (inclusive) in their
-    site's time zone, with a ``timezone`` column; None if nothing was archived yet.
-    ``sites`` maps site -> IANA zone."""
-    if not (Path(master_dir) / "_spark_metadata").exists() and not any(Path(master_dir).glob("date=*")):
-        return None
-    # Zones are within ±14 h of UTC: local days lie within the UTC dates a day either side.
-    dates = [first + timedelta(days=i) for i in range(-1, (last - first).days + 2)]
-    # The join keeps only ``sites``' events and gives each its site's zone.
-    zones = spark.createDataFrame(list(sites.items()), "site STRING, timezone STRING")
-    # Reading the root lets Spark use the streaming sink's commit log (only committed files).
-    events = (
-        # mergeSchema: files archived before a schema change lack its new columns (null there).
-        spark.read.option("mergeSchema", "true").parquet(master_dir).where(F.col("date").isin(dates))
-        .join(F.broadcast(zones), "site")
-    )
-    return events.where(local_date(events).between(F.lit(first), F.lit(last)))
-
-
-def deduplicated(events: DataFrame, max_listed: int = MAX_LISTED_REPEATS) -> DataFrame:
-    """One row per ``event_id`` (an arbitrary one of its copies: retries are identical),
-    with the number of copies, clustered by site and visitor.
-
-    Every later aggregation groups by site and visitor among its keys (visitor partials,
-    sessions), so this one shuffle serves all of them: Spark adds no other exchange before
-    the visitor partials, and the ~16 rows each event explodes into never cross one.
-    Equivalent to ``views.transforms.dedupe_events`` (``dropDuplicates`` is an aggregate
-    taking each column's first value), plus the count.
-
-    Few events are repeated: the ids that are (found by shuffling the ids alone) are
-    listed and broadcast, events with a single copy go straight to the clustering shuffle,
-    and only the repeated ones are aggregated. Past ``max_listed`` repeated ids (a mass
-    redelivery), every event is aggregated by its id instead."""
-    columns = [c for c in INPUT_COLUMNS if c in events.columns]
-    events = events.select(*columns)
-    repeated = events.groupBy("event_id").agg(F.count(F.lit(1)).alias(COPIES)).where(F.col(COPIES) > 1)
-    listed = repeated.limit(max_listed + 1).collect()
-    if len(listed) > max_listed:
-        log.info("more than %d event ids archived more than once: deduplicating every event by its id", max_listed)
-        once = _first_copies(events.repartition("event_id"))
-    else:
-        ids = F.broadcast(events.sparkSession.createDataFrame(
-            [tuple(r) for r in listed], f"event_id STRING, {COPIES} LONG"))
-        single = events.join(ids, "event_id", "left_anti").withColumn(COPIES, F.lit(1).cast("long"))
-        once = single.unionByName(_first_copies(events.join(ids.select("event_id"), "event_id", "left_semi")))
-    return once.repartition(VISITOR_PARTITIONS, "site", "visitor_id")
-
-
-def _first_copies(events: DataFrame) -> DataFrame:
-    """One row per event id (each column's first value) with its number of copies."""
-    return events.groupBy("event_id").agg(*(F.first(c).alias(c) for c in events.columns if c != "event_id"),
-                                          F.count(F.lit(1)).alias(COPIES))
-
-
-def day_views(events: DataFrame, goals: tuple[Goal, ...],
-              day_starts: dict[str, datetime]) -> tuple[dict[str, DataFrame], list[DataFrame]]:
-    """Every granularity's exact event views of one day's deduplicated events: the site
-    total at every granularity, breakdowns at hours and days. ``day_starts``: each site's
-    day bucket (the UTC start of the day in its zone), which all of ``events`` lie in.
-
-    Dimensions, hour buckets and type codes are derived once per event, and every event is
-    exploded into its views once, into the hours' visitor partials. The days come from the
-    hours: counts summed, sketches unioned, and visitors counted exactly from the partials
-    (every hour of a site lies in its one day). Also returns the frames kept in memory for
-    this, for the caller to unpersist once the views are written."""
-    assert BREAKDOWN_GRANULARITIES == ("hour", "day")
-    keys = ("view_name", "dim")
-    # The zone is only needed for the hour buckets, derived here once per event.
-    bucketed = with_type_code(with_bucket(with_dimensions(events), "hour")).drop("timezone")
-    partials = visitor_partials(with_view_keys(bucketed, goals), "hour", keys).persist(StorageLevel.MEMORY_AND_DISK)
-    hours = views_from_partials(partials, keys).persist()
-    return {"minute": views(events, "minute", exact_visitors=True, breakdowns=False),
-            "hour": hours,
-            "day": day_rollup(hours, partials, keys, day_starts)}, [partials, hours]
-
-
-def day_rollup(hours: DataFrame, partials: DataFrame, keys: tuple[str, ...],
-               day_starts: dict[str, datetime]) -> DataFrame:
-    """A day's view rows from its hours' view rows and visitor partials.
-
-    Counts are sums and the sketch is the union of the hours' sketches: an HLL union keeps
-    each register's maximum, the registers of a sketch of all the day's visitors, and its
-    estimate keeps the sketch's error bound (the speed layer's and the reports' ranges are
-    unions too). Visitors are counted exactly, as the distinct visitors of the day's
-    partials: the partials are clustered by site and visitor, so that count needs no
-    shuffle of the partials. The bucket is each site's day start (``day_starts``, a
-    broadcast lookup), not zone arithmetic on every row."""
-    starts = hours.sparkSession.createDataFrame(sorted(day_starts.items()), "site STRING, bucket TIMESTAMP")
-    visitors = partials.select("site", *keys, "visitor_id").distinct().groupBy("site", *keys).agg(
-        F.count(F.lit(1)).alias("visitors"))
-    sums = hours.groupBy("site", *keys).agg(*(F.sum(c).alias(c) for c in COUNT_COLUMNS),
-                                            F.hll_union_agg("visitors_sketch").alias("visitors_sketch"))
-    days = sums.join(visitors, ["site", *keys]).join(F.broadcast(starts), "site")
-    return days.select("site", *keys, "bucket", "pageviews", "events", "visitors", "visitors_sketch", "clicks",
-                       "impressions")
-
-
-def session_span(day: date, gap: str) -> Column:
-    """Whether an event can belong to a session that started on ``day - 1`` or ``day``
-    (site's zone): from ``gap`` before ``day - 1`` on (an event then decides whether the
-    first ones continue an earlier session), up to the end of ``day + 1`` (sessions may
-    run past midnight)."""
-    first_start = F.to_utc_timestamp(F.lit(day - timedelta(days=1)).cast("timestamp"), F.col("timezone"))
-    return F.col("event_time") >= first_start - F.expr(f"INTERVAL {gap}")
-
-
-def day_sessions(events: DataFrame, day: date, gap: str) -> DataFrame:
-    """The exact sessions that started on ``day - 1`` or ``day`` (site's zone), from the
-    deduplicated events of ``read_days(day - 2, day + 1)`` within ``session_span``.
-
-    Sessions count in the day they start, and may run past midnight: the run for ``day``
-    therefore also recomputes ``day - 1``, whose sessions that were still open when its own
-    run read the archive are complete now.
-    """
-    sessions = session_rows(events.where(session_span(day, gap)), gap)
-    start_day = F.to_date(F.from_utc_timestamp(F.col("start"), F.col("timezone")))
-    return sessions.where(start_day.between(F.lit(day - timedelta(days=1)), F.lit(day)))
-
-
-def registered_sites(session: Any, keyspace: str) -> dict[str, str]:
-    """Every registered site and its IANA time zone."""
-    return {r.site: r.timezone or "UTC" for r in session.execute(f"SELECT site, timezone FROM {keyspace}.sites")}
-
-
-def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, day: date,
+def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: str, day: date,
             sites: dict[str, str], session_gap: str = DEFAULT_SESSION_GAP) -> dict[str, int]:
     """Compute and write ``day``'s views of ``sites`` (site -> zone) -- event views of the
     day, session views of the day and the day before (see ``day_sessions``) -- then move
@@ -205,7 +56,7 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
                     .collect()}
         log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
                  sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
-        goals = tuple(g for g in read_goals(session, keyspace) if g.site in sites)
+        goals = tuple(g for g in Registry(session, keyspace).goals() if g.site in sites)
         day_starts = {site: start for site, (start, _) in bounds.items()}
         # Cassandra writes overlap Spark computing the next view; all are done before the
         # run is recorded and the boundary moves. Sessions go first: their many minute rows
@@ -223,64 +74,11 @@ def run_day(spark: SparkSession, session: Any, keyspace: str, master_dir: str, d
                 frame.unpersist()
         archive.unpersist()
 
-    run_stmt = session.prepare(
-        f"INSERT INTO {keyspace}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"
-    )
-    upsert(session, run_stmt, [(day, s, *per_site.get(s, (0, 0)), now) for s in sorted(set(sites) | set(per_site))])
-    move_boundary(session, keyspace, {site: end for site, (_, end) in bounds.items()})
+    boundaries = Boundaries(session, keyspace)
+    boundaries.record_run(day, {site: per_site.get(site, (0, 0)) for site in set(sites) | set(per_site)}, now)
+    boundaries.move_forward({site: end for site, (_, end) in bounds.items()})
     log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
     t0 = time.perf_counter()
     record_drift(session, keyspace, day, sites)
     log.info("%s: drift of the speed views recorded in %.1fs", day, time.perf_counter() - t0)
     return {s: n for s, (n, _) in per_site.items()}
-
-
-class ViewWriter:
-    """Upserts view frames into the batch views: each frame is collected in the caller's
-    thread and written by one background thread, so that Spark computes the next frame
-    while Cassandra takes the last one. Leaving the ``with`` block waits for every write
-    and raises the first failure (each write retries while Cassandra is away)."""
-
-    def __init__(self, session: Any, keyspace: str, now: datetime) -> None:
-        self.session, self.keyspace, self.now = session, keyspace, now
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-view-writer")
-        self._pending: list[Future[int]] = []
-
-    def write(self, view: DataFrame, granularity: str, kind: str, what: str) -> None:
-        """Collect ``view`` and queue the upsert of its rows' ``kind`` columns."""
-        t0 = time.perf_counter()
-        rows = [r.asDict() for r in view.collect()]
-        log.info("%s: %d rows computed in %.1fs", what, len(rows), time.perf_counter() - t0)
-        self._pending.append(self._pool.submit(self._upsert, rows, granularity, kind, what))
-
-    def _upsert(self, rows: list[dict[str, Any]], granularity: str, kind: str, what: str) -> int:
-        t0 = time.perf_counter()
-        statement = self.session.prepare(upsert_cql(self.keyspace, BATCH_TABLE, kind))
-        written = upsert(self.session, statement, (view_params(r, granularity, self.now, kind) for r in rows),
-                         partition_of=view_partition)
-        log.info("%s: %d rows written in %.1fs", what, written, time.perf_counter() - t0)
-        return written
-
-    def __enter__(self) -> ViewWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self._pool.shutdown(wait=True)
-        failures = [f.exception() for f in self._pending if f.exception() is not None]
-        if failures and exc_type is None:  # else the caller's own failure is the one to see
-            raise failures[0]
-
-
-def move_boundary(session: Any, keyspace: str, ends: dict[str, datetime]) -> None:
-    """Move each site's boundary forward to the end of the day just computed (its local
-    midnight), never back: re-running an old day must not hide newer batch views."""
-    current = read_boundaries(session, keyspace)
-    stmt = session.prepare(f"INSERT INTO {keyspace}.batch_boundary (site, boundary, updated_at) VALUES (?, ?, ?)")
-    now = datetime.now(timezone.utc)
-    params = []
-    for site, end in ends.items():
-        old = current.get(site)
-        if old is not None and old >= end:
-            continue
-        params.append((site, end, now))
-    upsert(session, stmt, params)

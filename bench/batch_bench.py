@@ -13,26 +13,33 @@ import argparse
 import json
 import logging
 import os
-import platform
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
+
+import duckdb
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from batch_layer.job import run_day
+from bench.common import machine
+from infra.clients import cassandra_session
+from infra.settings import load_settings
+from infra.spark import get_session
+from speed_layer.queries import archive_frame
+from store.registry import Registry
+from tools.synthetic.spark import event_json
+from views.goals import Goal
 
 DAY = date(2026, 6, 10)
 SITES = 20
 
 
-def generate(spark, path: Path, n: int) -> None:
+def generate(spark: SparkSession, path: Path, n: int) -> None:
     """``n`` events of DAY for SITES sites, laid out like the archive query's output.
 
     Shaped like real traffic: visits of five events a few seconds to two minutes apart,
     starting with a pageview, by about n/10 visitors (two visits a day each on average)."""
-    from pyspark.sql import functions as F
-
-    from schemas.sources import NONE_VALUE, UTM_FIELDS
-    from speed_layer.job import archive_frame
-    from views.transforms import query_param, referrer_source
-
     start_ms = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp() * 1000)
     r = F.col("id")
     visit = (r / 5).cast("long")  # five events per visit
@@ -49,30 +56,13 @@ def generate(spark, path: Path, n: int) -> None:
     url = F.concat(F.lit("https://site.test"), page,
                    F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news&utm_campaign=june")).otherwise(F.lit("")))
     referrer = refs[F.abs(F.xxhash64(visit, F.lit(3)) % 6)]
-    # Where the visit came from, as the collector classifies it (schemas.sources; the
-    # views' Spark rule gives the same answers, tests/test_sources.py).
-    sources = [referrer_source(url, referrer).alias("referrer_source"),
-               *(F.coalesce(query_param(url, name), F.lit(NONE_VALUE)).alias(name) for name in UTM_FIELDS)]
-    events = spark.range(n).select(
-        F.to_json(F.struct(
-            F.expr("uuid()").alias("event_id"),
-            F.concat(F.lit("site-"), (F.abs(hv) % SITES).cast("string")).alias("site"),
-            kind.alias("type"),
-            (F.lit(start_ms) + F.abs(F.xxhash64(visit, F.lit(2)) % 86_000_000) + step * 24_000
-             + F.abs(F.xxhash64(r, F.lit(2)) % 20_000)).alias("ts"),
-            url.alias("url"),
-            page.alias("path"),
-            referrer.alias("referrer"),
-            F.concat(F.lit("v"), (F.abs(F.xxhash64(visit, F.lit(4))) % (n // 10 + 1)).cast("string")).alias("visitor_id"),
-            F.lit(0).alias("received_at"), F.lit(2).alias("schema_version"),
-            F.when(kind == "custom", F.lit("signup")).alias("name"),
-            F.when(kind.isin("click", "impression"),
-                   F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
-            F.array(*[F.lit(c) for c in ("FR", "US", "DE", "IN")])[F.abs(F.xxhash64(visit, F.lit(5)) % 4)].alias("country"),
-            F.array(*[F.lit(c) for c in ("desktop", "mobile", "tablet")])[F.abs(F.xxhash64(visit, F.lit(6)) % 3)]
-            .alias("device"),
-            F.lit("Firefox").alias("browser"), F.lit("Linux").alias("os"), *sources,
-        )).alias("value"))
+    events = spark.range(n).select(event_json(
+        site=F.concat(F.lit("site-"), (F.abs(hv) % SITES).cast("string")), kind=kind,
+        ts=(F.lit(start_ms) + F.abs(F.xxhash64(visit, F.lit(2)) % 86_000_000) + step * 24_000
+            + F.abs(F.xxhash64(r, F.lit(2)) % 20_000)),
+        url=url, path=page, referrer=referrer,
+        visitor_id=F.concat(F.lit("v"), (F.abs(F.xxhash64(visit, F.lit(4))) % (n // 10 + 1)).cast("string")),
+        client_key=visit, element_hash=h).alias("value"))
     archive_frame(events).write.mode("overwrite").partitionBy("date").parquet(str(path))
 
 
@@ -80,25 +70,23 @@ def duckdb_views(master: Path) -> tuple[float, int]:
     """The same views in DuckDB: site totals at minute/hour/day, every breakdown (goals and
     elements included) at hour/day, exact unique visitors, and the session views (site
     total, entry and exit pages) at minute/hour/day. Returns (seconds, rows)."""
-    import duckdb
-
     con = duckdb.connect()
     con.execute(f"SET threads TO {os.cpu_count()}")
     t0 = time.perf_counter()
     con.execute(f"""CREATE TEMP TABLE ev AS SELECT DISTINCT ON (event_id) * FROM
                     read_parquet('{master}/*/*.parquet', hive_partitioning = true, union_by_name = true)""")
-    keyed = f"""SELECT *, unnest(list_filter([
-        {{'v': 'traffic', 'd': ''}}, {{'v': 'page', 'd': path}}, {{'v': 'referrer_source', 'd': referrer_source}},
-        {{'v': 'utm_source', 'd': utm_source}}, {{'v': 'utm_medium', 'd': utm_medium}},
-        {{'v': 'utm_campaign', 'd': utm_campaign}},
-        {{'v': 'country', 'd': coalesce(country, '(none)')}}, {{'v': 'device', 'd': coalesce(device, '(none)')}},
-        {{'v': 'browser', 'd': coalesce(browser, '(none)')}}, {{'v': 'os', 'd': coalesce(os, '(none)')}},
-        {{'v': 'event_name', 'd': coalesce(name, type)}},
+    keyed = """SELECT *, unnest(list_filter([
+        {'v': 'traffic', 'd': ''}, {'v': 'page', 'd': path}, {'v': 'referrer_source', 'd': referrer_source},
+        {'v': 'utm_source', 'd': utm_source}, {'v': 'utm_medium', 'd': utm_medium},
+        {'v': 'utm_campaign', 'd': utm_campaign},
+        {'v': 'country', 'd': coalesce(country, '(none)')}, {'v': 'device', 'd': coalesce(device, '(none)')},
+        {'v': 'browser', 'd': coalesce(browser, '(none)')}, {'v': 'os', 'd': coalesce(os, '(none)')},
+        {'v': 'event_name', 'd': coalesce(name, type)},
         CASE WHEN type IN ('click', 'impression') AND props['element'] IS NOT NULL
-             THEN {{'v': 'element', 'd': props['element']}} END,
-        CASE WHEN type = 'pageview' AND path = '/signup' THEN {{'v': 'goal', 'd': 'Signup page'}} END,
-        CASE WHEN coalesce(name, type) = 'signup' THEN {{'v': 'goal', 'd': 'Signed up'}} END,
-        {{'v': 'prop:element', 'd': props['element']}}], lambda x: x IS NOT NULL AND x.d IS NOT NULL)) AS k FROM ev"""
+             THEN {'v': 'element', 'd': props['element']} END,
+        CASE WHEN type = 'pageview' AND path = '/signup' THEN {'v': 'goal', 'd': 'Signup page'} END,
+        CASE WHEN coalesce(name, type) = 'signup' THEN {'v': 'goal', 'd': 'Signed up'} END,
+        {'v': 'prop:element', 'd': props['element']}], lambda x: x IS NOT NULL AND x.d IS NOT NULL)) AS k FROM ev"""
     counts = """count(*) FILTER (WHERE type = 'pageview') AS pageviews, count(*) AS events,
                 count(*) FILTER (WHERE type = 'click') AS clicks,
                 count(*) FILTER (WHERE type = 'impression') AS impressions,
@@ -140,30 +128,25 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("batch_layer").setLevel(logging.INFO)
 
-    from batch_layer.job import run_day
-    from infra.clients import cassandra_session
-    from infra.settings import load_settings
-    from infra.sites import add_goal, add_site
-    from infra.spark import get_session
-    from views.goals import Goal
-
     settings = load_settings()
     spark = get_session(settings, "parallax-batch-bench", batch=True)
-    session = cassandra_session(settings, settings.keyspace)
+    session = cassandra_session(settings, settings.cassandra.keyspace)
+    registry = Registry(session, settings.cassandra.keyspace)
     zones = {f"site-{i}": "UTC" for i in range(SITES)}
     for site in zones:
-        add_site(session, settings.keyspace, site, ["site.test"], "UTC")
-        add_goal(session, settings.keyspace, Goal(site, "Signup page", "page", "/signup"))
-        add_goal(session, settings.keyspace, Goal(site, "Signed up", "event", "signup"))
+        registry.add_site(site, ["site.test"], "UTC")
+        registry.add_goal(Goal(site, "Signup page", "page", "/signup"))
+        registry.add_goal(Goal(site, "Signed up", "event", "signup"))
     results = []
     for n in args.events:
-        master = settings.var_dir / "bench" / f"master-v4-{n}"  # v4: visits, the catalogue's and the sources' fields
+        # v4: visits, the catalogue's and the sources' fields
+        master = settings.paths.var_dir / "bench" / f"master-v4-{n}"
         if not (master / "_SUCCESS").exists():
             t0 = time.perf_counter()
             generate(spark, master, n)
             print(f"generated {n:,} events in {time.perf_counter() - t0:.0f}s -> {master}", flush=True)
         t0 = time.perf_counter()
-        counted = run_day(spark, session, settings.keyspace, str(master), DAY, zones)
+        counted = run_day(spark, session, settings.cassandra.keyspace, str(master), DAY, zones)
         spark_s = time.perf_counter() - t0
         assert sum(counted.values()) == n, (sum(counted.values()), n)
         duck_s, duck_rows = duckdb_views(master)
@@ -172,9 +155,9 @@ def main() -> None:
         print(json.dumps(results[-1]), flush=True)
     session.cluster.shutdown()
     spark.stop()
-    print(f"\nmachine: {platform.node()} {os.cpu_count()} cores, {platform.platform()}, "
-          f"Spark driver {settings.spark_driver_memory}, {settings.spark_master}")
-    print("| events | Parallax batch (Spark, all views, written to Cassandra) | DuckDB (same views, in memory) | ratio |")
+    print(f"\nmachine: {machine()}, Spark driver {settings.spark.driver_memory}, {settings.spark.master}")
+    print("| events | Parallax batch (Spark, all views, written to Cassandra) | DuckDB (same views, in memory) "
+          "| ratio |")
     print("|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['events']:,} | {r['spark_s']} s | {r['duckdb_s']} s | {r['ratio']}x |")

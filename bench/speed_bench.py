@@ -25,48 +25,40 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
 
+import psutil
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from bench.common import cpu_seconds, machine, service_processes
+from bench.speed_verdict import FULL, first_full, full_state_rate, ids_held, interval_seconds, sessions_closed
+from infra.clients import cassandra_session, create_topics, delete_topics, json_bytes, kafka_producer
+from infra.settings import load_settings
+from infra.spark import get_session
+from speed_layer.queries import archive_frame, kafka_stream, speed_session_frame, speed_view_frame
+from speed_layer.sessions import SpeedSessionSink
+from speed_layer.sinks import SpeedViewSink
+from store.views import SessionSums, ViewWrites
+from tools.synthetic.spark import event_json
+from views.goals import Goal
 
 SPREAD_S = 3 * 3600
 WRITERS = 2  # Spark tasks writing the backlog at once: one per core
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU a live process has used so far (0 if it is gone)."""
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def service_pids(settings) -> dict[str, int | None]:
-    """The processes whose CPU the run accounts for: the Spark JVM, this driver, Kafka, Cassandra."""
-    from infra.proc import read_pid
-
-    run = settings.var_dir / "run"
-    return {"kafka": read_pid(run / "kafka.pid"), "cassandra": read_pid(run / "cassandra.pid")}
-
-
-def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S, visitors: int = 50_000,
-            visit_s: int | None = None) -> None:
+def preload(spark: SparkSession, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S,
+            visitors: int = 50_000, visit_s: int | None = None) -> None:
     """``n`` events over the ``spread_s`` seconds before now, roughly in offset order, to ``topic``.
 
     ``visitors`` are on the sites at once. With ``visit_s``, each one's visit lasts that
     long and the next visit is another visitor's (visits end at staggered times, so sessions
     close all along, as live); without it, the same visitors stay the whole run.
     """
-    from pyspark.sql import functions as F
-
-    from schemas.sources import NONE_VALUE, UTM_FIELDS
-    from views.transforms import query_param, referrer_source
-
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     spread_ms = spread_s * 1000
     r = F.col("id")
@@ -96,31 +88,10 @@ def preload(spark, bootstrap: str, topic: str, n: int, spread_s: int = SPREAD_S,
     url = F.concat(F.lit("https://site.test"), page, F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news"))
                    .otherwise(F.lit("")))
     referrer = refs[F.abs(F.xxhash64(r, F.lit(3)) % 4)]
-    # The collector's enrichment, as it writes it: the client and where the visit came from
-    # (schemas.sources; the views' Spark rule gives the same answers).
-    enriched = [
-        F.array(*[F.lit(c) for c in ("FR", "US", "DE", "IN")])[F.abs(F.xxhash64(r, F.lit(5)) % 4)].alias("country"),
-        F.array(*[F.lit(c) for c in ("desktop", "mobile", "tablet")])[F.abs(F.xxhash64(r, F.lit(6)) % 3)]
-        .alias("device"),
-        F.lit("Firefox").alias("browser"), F.lit("Linux").alias("os"),
-        referrer_source(url, referrer).alias("referrer_source"),
-        *(F.coalesce(query_param(url, name), F.lit(NONE_VALUE)).alias(name) for name in UTM_FIELDS),
-    ]
-    value = F.to_json(F.struct(
-        F.expr("uuid()").alias("event_id"),
-        F.concat(F.lit("bench-"), (visitor % 20).cast("string")).alias("site"),
-        kind.alias("type"),
-        (F.lit(now_ms - spread_ms) + offset_ms + F.abs(F.xxhash64(r, F.lit(2)) % 60_000))
-        .alias("ts"),
-        url.alias("url"),
-        page.alias("path"),
-        referrer.alias("referrer"),
-        visitor_id.alias("visitor_id"),
-        F.when(kind == "custom", F.lit("signup")).alias("name"),
-        F.when(kind.isin("click", "impression"),
-               F.create_map(F.lit("element"), F.concat(F.lit("el"), (F.abs(h) % 5).cast("string")))).alias("props"),
-        *enriched,
-    ))
+    value = event_json(
+        site=F.concat(F.lit("bench-"), (visitor % 20).cast("string")), kind=kind,
+        ts=F.lit(now_ms - spread_ms) + offset_ms + F.abs(F.xxhash64(r, F.lit(2)) % 60_000), url=url, path=page,
+        referrer=referrer, visitor_id=visitor_id, client_key=r, element_hash=h, collector_fields=False)
     (spark.range(0, n, numPartitions=WRITERS).select(F.col("id").cast("string").alias("key"), value.alias("value"))
      .write.format("kafka").option("kafka.bootstrap.servers", bootstrap).option("topic", topic)
      # Compressed so that an hour at 20,000/s fits the disk beside the checkpoints (the
@@ -155,48 +126,6 @@ def parse_args() -> argparse.Namespace:
 QUERIES = ("views", "sessions", "archive")
 
 
-def interval_seconds(text: str) -> float:
-    """Seconds of a Spark interval such as "10 minutes"."""
-    number, unit = text.split()
-    return float(number) * {"second": 1, "minute": 60, "hour": 3600}[unit.rstrip("s")]
-
-
-# The dedupe is full once it holds this share of a watermark's worth of ids. It levels
-# off a little under the whole: the watermark trails the latest event time, which runs up
-# to a minute ahead (the jitter), and it moves once per micro-batch.
-FULL = 0.9
-
-
-def ids_held(progress: list[dict]) -> list[int]:
-    """Event ids in the dedupe state after each micro-batch (from its progress: ids added
-    less ids forgotten; the row count itself is not tracked, see infra.spark)."""
-    held, out = 0, []
-    for p in progress:
-        for op in p["stateOperators"]:
-            if op["operatorName"].startswith("dedupe"):
-                held += op["numRowsUpdated"] - op["numRowsRemoved"]
-        out.append(held)
-    return out
-
-
-def sessions_closed(progress: list[dict]) -> list[int]:
-    """Sessions each micro-batch closed (emitted and dropped from the session window state)."""
-    return [sum(op["numRowsRemoved"] for op in p["stateOperators"] if op["operatorName"].startswith("session"))
-            for p in progress]
-
-
-def first_full(counts: list[int], level: float) -> int:
-    """The first micro-batch after the one where ``counts`` reached ``level`` (len if never)."""
-    return next((i + 1 for i, n in enumerate(counts) if n >= level), len(counts))
-
-
-def full_state_rate(rows: list[int], ends: list[float], first: int) -> int | None:
-    """Events/s over micro-batches ``first`` on: ``rows`` and sink ``ends`` per micro-batch."""
-    if first < 1 or len(rows) - first < 3 or len(ends) != len(rows):  # too few full micro-batches to tell
-        return None
-    return round(sum(rows[first:]) / (ends[-1] - ends[first - 1]))
-
-
 def main() -> None:
     args = parse_args()
     if args.trigger_seconds:
@@ -204,36 +133,23 @@ def main() -> None:
             raise SystemExit("--trigger-seconds needs --rate")
         args.batch = round(args.rate * args.trigger_seconds)
 
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    from infra.clients import cassandra_session, json_bytes, kafka_producer
-    from infra.settings import load_settings
-    from infra.spark import get_session
-    from speed_layer.job import archive_frame, kafka_stream, speed_session_frame, speed_view_frame
-    from speed_layer.sessions import SpeedSessionSink
-    from speed_layer.sinks import SpeedViewSink
-    from views.goals import Goal
-
     settings = load_settings()
     topic = args.topic or f"bench.events.{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     live_topic = f"bench.live.{uuid.uuid4().hex[:8]}"
-    admin.create_topics(([] if args.topic else [NewTopic(topic, num_partitions=3, replication_factor=1)])
-                        + [NewTopic(live_topic, num_partitions=1, replication_factor=1)])
+    create_topics(settings, {**({} if args.topic else {topic: {"partitions": 3}}), live_topic: {"partitions": 1}})
     spark = get_session(settings, "parallax-speed-bench", with_kafka=True)
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "10000")  # every micro-batch of a long run
     for item in args.conf:
         key, _, value = item.partition("=")
         spark.conf.set(key, value)
-    session = cassandra_session(settings, settings.keyspace)
+    session = cassandra_session(settings, settings.cassandra.keyspace)
     producer = kafka_producer(settings, value_serializer=json_bytes)
     checkpoint = tempfile.mkdtemp(prefix="parallax-speed-bench-")
     try:
         if not args.topic:
             t0 = time.perf_counter()
             spread_s = round(args.events / args.rate) if args.rate else SPREAD_S
-            preload(spark, settings.kafka_bootstrap, topic, args.events, spread_s, args.visitors,
+            preload(spark, settings.kafka.bootstrap, topic, args.events, spread_s, args.visitors,
                     round(args.visit_minutes * 60) if args.visit_minutes else None)
             print(f"preloaded {args.events:,} events into {topic} in {time.perf_counter() - t0:.0f}s", flush=True)
 
@@ -244,8 +160,10 @@ def main() -> None:
             # What the archive query's Parquet file sink writes, as a plain append.
             df.write.mode("append").partitionBy("date").parquet(f"{checkpoint}/master")
 
-        sinks = {"views": SpeedViewSink(session, settings.keyspace, producer, live_topic),
-                 "sessions": SpeedSessionSink(session, settings.keyspace), "archive": archive}
+        writes = ViewWrites(session, settings.cassandra.keyspace)
+        sinks = {"views": SpeedViewSink(writes, producer, live_topic),
+                 "sessions": SpeedSessionSink(SessionSums(session, settings.cassandra.keyspace), writes),
+                 "archive": archive}
         ends: dict[str, list[float]] = {name: [] for name in args.queries}
         ends_at: dict[str, dict[int, float]] = {name: {} for name in args.queries}
         sink_s: dict[str, list[float]] = {name: [] for name in args.queries}
@@ -262,27 +180,27 @@ def main() -> None:
         # At a rate, the archive keeps the live pace (its own trigger, what that collects at
         # the rate) rather than draining ahead: it is load beside the queries measured, as live.
         paced = {"archive"} if args.rate else set()
-        archive_every = interval_seconds(settings.archive_trigger)
+        archive_every = interval_seconds(settings.speed.archive_trigger)
 
         def raw(name):
             batch = round(args.rate * archive_every) if name in paced else args.batch
-            return kafka_stream(spark, settings.kafka_bootstrap, topic, {"startingOffsets": "earliest"}, batch)
+            return kafka_stream(spark, settings.kafka.bootstrap, topic, {"startingOffsets": "earliest"}, batch)
 
-        frames = {"views": lambda: (speed_view_frame(raw("views"), settings.watermark, goals), "update"),
-                  "sessions": lambda: (speed_session_frame(raw("sessions"), settings.watermark,
-                                                           settings.session_gap), "append"),
+        frames = {"views": lambda: (speed_view_frame(raw("views"), settings.speed.watermark, goals), "update"),
+                  "sessions": lambda: (speed_session_frame(raw("sessions"), settings.speed.watermark,
+                                                           settings.spark.session_gap), "append"),
                   "archive": lambda: (archive_frame(raw("archive")), "append")}
         # CPU rather than wall time is what the queries cost when other work shares the cores.
-        pids = {"spark": spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid(), "driver": os.getpid(),
-                **service_pids(settings)}
-        cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        processes = {"spark": [psutil.Process(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())],
+                     "driver": [psutil.Process(os.getpid())], **service_processes(settings)}
+        cpu0 = {name: cpu_seconds(ps) for name, ps in processes.items()}
         t0 = time.perf_counter()
         queries = {}
         for name in args.queries:
             frame, mode = frames[name]()
             writer = (frame.writeStream.outputMode(mode).foreachBatch(timed(name))
                       .option("checkpointLocation", f"{checkpoint}/{name}"))
-            writer = (writer.trigger(processingTime=settings.archive_trigger) if name in paced
+            writer = (writer.trigger(processingTime=settings.speed.archive_trigger) if name in paced
                       else writer.trigger(availableNow=True))
             queries[name] = writer.start()
         for name, q in queries.items():
@@ -291,7 +209,7 @@ def main() -> None:
         for name in paced & set(queries):
             queries[name].stop()
         elapsed = time.perf_counter() - t0
-        cpu = {name: round(cpu_seconds(pid) - cpu0[name], 1) for name, pid in pids.items()}
+        cpu = {name: round(cpu_seconds(ps) - cpu0[name], 1) for name, ps in processes.items()}
         events = sum(p["numInputRows"] for p in next(iter(queries.values())).recentProgress)
         result: dict = {"events": events, "batch": args.batch, "seconds": round(elapsed, 1),
                         "overall_events_per_s": round(events / elapsed)}
@@ -311,7 +229,7 @@ def main() -> None:
             # A live stream at --rate holds a watermark's worth of event ids in each query's
             # dedupe state, and every micro-batch scans that state: the rate it sustains is
             # the one measured once the state is that full.
-            full_ids = interval_seconds(settings.watermark) * args.rate
+            full_ids = interval_seconds(settings.speed.watermark) * args.rate
             data = {name: [p for p in q.recentProgress if p["numInputRows"]] for name, q in queries.items()}
             # With visits that end, a live stream's session state holds every session until it
             # closes (the gap plus the watermark after its last event): it is full once sessions
@@ -333,7 +251,8 @@ def main() -> None:
                 if args.trigger_seconds:
                     # Full micro-batches (not the last, partial one) that took longer than the trigger.
                     took = [p["durationMs"]["triggerExecution"] / 1000 for p in data[name][first:-1]]
-                    result[name]["full_state_over_trigger"] = f"{sum(t > args.trigger_seconds for t in took)} of {len(took)}"
+                    over = sum(t > args.trigger_seconds for t in took)
+                    result[name]["full_state_over_trigger"] = f"{over} of {len(took)}"
             keeps_pace = True
             for name in paced & set(queries):
                 # Paced: it keeps up if its micro-batches take less than its trigger.
@@ -352,15 +271,14 @@ def main() -> None:
                 json.dump({name: [json.loads(p.json) if hasattr(p, "json") else p for p in q.recentProgress]
                            for name, q in queries.items()}, out, indent=1)
         print(json.dumps(result), flush=True)
-        print(f"machine: {platform.node()} {os.cpu_count()} cores, Spark driver {settings.spark_driver_memory}, "
-              f"{settings.spark_master}; micro-batches of up to {args.batch:,} events, queries "
+        print(f"machine: {machine()}, Spark driver {settings.spark.driver_memory}, "
+              f"{settings.spark.master}; micro-batches of up to {args.batch:,} events, queries "
               f"{', '.join(args.queries)} running together")
     finally:
         producer.close(timeout=10)
         session.cluster.shutdown()
         spark.stop()
-        admin.delete_topics([live_topic] + ([] if args.topic or args.keep_topic else [topic]))
-        admin.close()
+        delete_topics(settings, [live_topic] + ([] if args.topic or args.keep_topic else [topic]))
         shutil.rmtree(checkpoint, ignore_errors=True)
 
 

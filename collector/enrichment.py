@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import maxminddb
 import ua_parser
 from crawlerdetect import CrawlerDetect
 
@@ -125,8 +126,6 @@ class CountryDb:
             return self._reader
 
     def _load(self) -> Any:
-        import maxminddb
-
         if not self.path.exists():
             log.warning("no country database at %s: events get country null. Run `parallax stack fetch` to "
                         "install it (or set PARALLAX_GEOIP_DB to a MaxMind DB country file)", self.path)
@@ -141,7 +140,7 @@ class CountryDb:
                  datetime.fromtimestamp(meta.build_epoch, timezone.utc).date())
         return reader
 
-    def open(self) -> "CountryDb":
+    def open(self) -> CountryDb:
         """Open now rather than at the first lookup, so a missing file is reported at start."""
         self._open()
         return self

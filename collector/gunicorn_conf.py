@@ -13,24 +13,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from infra.proc import pid_alive as _pid_alive
+from infra.settings import load_settings as _load_settings
+
 _ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PREFIX = "collector-metrics-"
 _created: list[Path] = []
 
 
 def _run_dir() -> Path:
-    from infra.settings import load_settings
-
-    return load_settings().var_dir / "run"
+    return _load_settings().paths.var_dir / "run"
 
 
 def _remove_stale(run_dir: Path) -> None:
     """Directories of earlier collectors that did not exit cleanly (SIGKILL)."""
-    from infra.proc import pid_alive
-
     for old in run_dir.glob(_PREFIX + "*"):
         pid = old.name.removeprefix(_PREFIX)
-        if pid.isdigit() and not pid_alive(int(pid)):
+        if pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -56,7 +55,9 @@ def on_starting(server: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
+    # Not at the top: prometheus_client picks its value class when first imported, which in
+    # the master must come after on_starting set PROMETHEUS_MULTIPROC_DIR.
+    from prometheus_client import multiprocess  # noqa: PLC0415
 
     multiprocess.mark_process_dead(worker.pid)
 

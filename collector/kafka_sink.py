@@ -1,11 +1,9 @@
-"""The collector's way into Kafka: one librdkafka producer (confluent-kafka) per worker
-process, and a wait for each request's own acknowledgements.
+"""The collector's way into Kafka: one librdkafka producer (``infra.clients`` says why this
+client) per worker process, and a wait for each request's own acknowledgements.
 
-librdkafka batches, checksums and talks to the brokers in native threads, outside the GIL
-(kafka-python did all of it in Python: the largest part of a request's CPU). Its delivery
-reports are served by one thread of ours (``poll``); each request hands its records over
-with a callback of its own (``Acks``) and waits on it, so a request waits for its records
-only, never for the other threads' (as ``flush`` would).
+Its delivery reports are served by one thread of ours (``poll``); each request hands its
+records over with a callback of its own (``Acks``) and waits on it, so a request waits for
+its records only, never for the other threads' (as ``flush`` would).
 """
 from __future__ import annotations
 
@@ -15,6 +13,10 @@ import time
 from typing import Any
 
 import msgspec
+from confluent_kafka import Producer
+
+from infra.clients import confluent_producer, json_bytes
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,7 @@ def to_json(value: Any) -> bytes:
     only an escape can carry)."""
     try:
         return msgspec.json.encode(value)
-    except Exception:  # noqa: BLE001
-        from infra.clients import json_bytes
-
+    except Exception:
         return json_bytes(value)
 
 
@@ -59,7 +59,7 @@ class KafkaSink:
     retirement: ``retire`` purges what it still holds (the requests waiting on those
     records are answered at once, with the purge as their error) and closes it."""
 
-    def __init__(self, producer: Any) -> None:
+    def __init__(self, producer: Producer) -> None:
         self.producer = producer
         self._lock = threading.Lock()  # produce vs retire: nothing is handed to a closed producer
         self._retired = False
@@ -95,25 +95,22 @@ class KafkaSink:
                 self.producer.poll(0.05)
             self.producer.poll(0)
             self.producer.close()
-        except Exception as exc:  # noqa: BLE001 -- a retired producer's last words do not matter
+        except Exception as exc:
             log.debug("closing a retired Kafka producer: %s", exc)
 
 
-def connect(settings: Any, timeout_s: float = 5.0) -> KafkaSink:
+def connect(settings: Settings, timeout_s: float = 5.0) -> KafkaSink:
     """A sink whose producer reached Kafka (a metadata round trip), else an exception:
     while Kafka is away, creating one fails within ``timeout_s``."""
-    from infra.clients import confluent_producer
-
-    ack_ms = int(settings.kafka_ack_timeout_s * 1000)
+    ack_ms = int(settings.collector.kafka_ack_timeout_s * 1000)
     producer = confluent_producer(settings, **{
         "message.timeout.ms": ack_ms,  # a record not acknowledged by then fails: the request gets 503
         "request.timeout.ms": min(5000, ack_ms),
         # librdkafka would log every failed connection while Kafka is away; the collector
-        # tells the operator itself (collector.app.OutageLog).
+        # tells the operator itself (collector.resources.OutageLog).
         "log_level": 2,
         # A request waits this long at least, but librdkafka's broker thread wakes far less
-        # often: measured under load, 10 ms cost ~10% less collector CPU per request than 5
-        # (and a quarter less Kafka CPU); 2 ms cost 70% more.
+        # often, for less CPU per request in the collector and in Kafka (BENCHMARKS.md).
         "linger.ms": 10,
     })
     try:

@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from collector.enrichment import BOT, Client
-from collector.pipeline import REQUEST_REASONS, Processed, Reason
+from collector.events import Processed
+from collector.reasons import REQUEST_REASONS, Reason
 
 EVENTS_ACCEPTED = Counter("parallax_collector_events_accepted_total",
                           "Events acknowledged by Kafka `events`.")
@@ -69,11 +78,7 @@ def count_refused(reason: Reason, events: int = 0) -> None:
 def exposition() -> tuple[bytes, str]:
     """The text format of every worker's samples (or this process's, outside gunicorn)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
-
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,359 +1,167 @@
-"""The ingestion pipeline as named steps: parse -> validate -> enrich -> filter -> produce.
+"""POST /api/collect as one pipeline of named steps, run in order on an ``Intake``.
 
-``parse`` turns a request body into a site and its events; ``process`` runs the per-event
-steps (``validate``, ``enrich``, ``filter``) and says what goes to Kafka `events` and what to
-`events.invalid`, each rejection with a typed ``Reason`` and readable messages naming the
-field. These steps are pure. The HTTP edge (``collector.app``) runs the gates that need I/O
-around them (rate limits, the site registry, CORS), produces last, and counts every outcome
-once Kafka has acknowledged it (``collector.metrics``).
+| step | what it does | refuses with |
+|---|---|---|
+| rate limit per address | a request from the client's address | 429 ``rate_limited`` (``limit: ip``) |
+| parse | the body -> a site and its events | 400 ``malformed_body``, 413 ``body_too_large``, ``batch_too_large`` |
+| site | the site's registered domains | 400 ``unknown_site`` (events kept), 503 ``registry_unavailable`` |
+| origin | a browser may post only from them | 403 ``origin_not_allowed`` (events kept) |
+| rate limit per site | the request's events for the site | 429 ``rate_limited`` (``limit: site``) |
+| visitor salt | today's salt of the cookieless visitor id | 503 ``registry_unavailable`` |
+| validate, enrich, filter | each event (``collector.events``) | per event, in the answer's ``rejected`` |
+| produce | accepted and rejected events to Kafka, acknowledged | 503 ``kafka_unavailable`` |
 
-Rules for hostile strings (each event's url, referrer, name and property values):
-- longer than the schema's maxLength -> rejected (``schema_violation``), the error says the
-  length and the limit;
-- a control character (Unicode category Cc: U+0000-U+001F, U+007F-U+009F) or an unpaired
-  surrogate -> rejected (``control_characters``), the error names the field and the offset;
-- ``url`` must be an absolute http(s) URL that parses (``invalid_url``): it is what reports
-  link to, so ``javascript:`` and the like never get in;
-- markup (``<script>``) and spreadsheet-formula prefixes (``=``, ``+``, ``-``, ``@``) are
-  kept as sent: they are data. Readers must treat every string as text: the dashboard never
-  renders one as HTML, and a CSV export prefixes such a cell with ``'``.
+A step either fills in its part of the intake or raises ``RequestRejected``; the events
+of a request refused with ``keep`` go to `events.invalid` with its reason and that error.
+Nothing reaches Kafka `events` before the last step, and the collector answers 202 only
+once Kafka has acknowledged every record.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import re
-from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from enum import Enum
-from typing import Any
-from urllib.parse import urlsplit
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import fastjsonschema
-from jsonschema import Draft202012Validator
+from collector import events, metrics
+from collector.cors import origin_allowed
+from collector.enrichment import describe_client
+from collector.events import Batch, Context, Processed
+from collector.ratelimit import Exceeded
+from collector.reasons import Reason, RequestRejected
+from collector.resources import KafkaUnavailable, Resources
 
-from collector.enrichment import Client, describe_client
-from infra.sites import SITE_ID
-from schemas import EVENT_SCHEMA_VERSION, EVENT_SCHEMA_VERSIONS, event_schema
-from schemas.sources import source_fields
-
-STEPS = ("parse", "validate", "enrich", "filter", "produce")
-
-
-class Reason(str, Enum):
-    # A whole request refused: nothing of it reaches `events`.
-    MALFORMED_BODY = "malformed_body"
-    BODY_TOO_LARGE = "body_too_large"
-    BATCH_TOO_LARGE = "batch_too_large"
-    RATE_LIMITED = "rate_limited"  # not kept in `events.invalid`: the sender retries
-    UNKNOWN_SITE = "unknown_site"
-    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
-    REGISTRY_UNAVAILABLE = "registry_unavailable"  # 503: the sender retries
-    KAFKA_UNAVAILABLE = "kafka_unavailable"  # 503: the sender retries
-    # One event rejected, kept in `events.invalid` with its errors.
-    SCHEMA = "schema_violation"
-    CONTROL_CHARACTERS = "control_characters"
-    INVALID_URL = "invalid_url"
-    CLOCK_SKEW = "clock_skew"
-
-
-REQUEST_REASONS = frozenset({Reason.MALFORMED_BODY, Reason.BODY_TOO_LARGE, Reason.BATCH_TOO_LARGE, Reason.RATE_LIMITED,
-                             Reason.UNKNOWN_SITE, Reason.ORIGIN_NOT_ALLOWED, Reason.REGISTRY_UNAVAILABLE,
-                             Reason.KAFKA_UNAVAILABLE})
-
-
-class RequestRejected(Exception):
-    """The whole request is refused: nothing from it goes to `events`."""
-
-    def __init__(self, reason: Reason, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.reason, self.message, self.status = reason, message, status
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class Batch:
-    site: str
-    events: list[Any]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why one event was rejected: a reason and messages that name the offending field."""
-    reason: Reason
-    errors: list[str]
-
-
-@dataclass(frozen=True)
-class Rejection:
-    index: int
-    event: Any  # as sent
-    reason: Reason
-    errors: list[str]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every event of one request shares: who sent it, when, and the clock rules."""
-    site: str
-    received_at: int  # epoch ms, the collector's clock
-    salt: bytes
-    ip: str
+class Intake:
+    """One request as it moves through the steps: what came in, and what each step found."""
+    read_body: Callable[[], bytes]  # read only by the parse step, after the address's rate limit
+    ip: str  # the peer's address (X-Forwarded-For only through PARALLAX_TRUSTED_PROXIES proxies)
+    origin: str | None
     user_agent: str
-    client: Client
-    max_skew_ms: int
-    late_after_ms: int
+    received_at: int  # epoch ms, the collector's clock
+    batch: Batch | None = None
+    domains: frozenset[str] | None = None
+    salt: bytes = b""
+    context: Context | None = None
+    processed: Processed | None = None
 
 
-@dataclass
-class Processed:
-    accepted: list[dict[str, Any]] = field(default_factory=list)  # enriched, for `events`
-    rejected: list[Rejection] = field(default_factory=list)  # for `events.invalid`
-    late: int = 0  # accepted events older than the lateness threshold
+Step = Callable[[Intake, Resources], None]
 
 
-# --- parse --------------------------------------------------------------------------------
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses to inf, which no JSON reader downstream takes back
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
+def _too_many(exceeded: Exceeded) -> RequestRejected:
+    return RequestRejected(Reason.RATE_LIMITED, exceeded.message, 429, retry_after=exceeded.retry_after,
+                           details={"limit": exceeded.scope})
 
 
-def parse(body: bytes, max_events: int) -> Batch:
-    """JSON body (also sent as text/plain by sendBeacon) -> site and events."""
+def _unavailable(what: str, exc: Exception) -> RequestRejected:
+    log.error("%s unavailable: %s", what, exc)
+    return RequestRejected(Reason.REGISTRY_UNAVAILABLE, "site registry (Cassandra) unavailable; retry later", 503)
+
+
+def limit_address(intake: Intake, res: Resources) -> None:
+    exceeded = res.limits.check_ip(intake.ip)
+    if exceeded:
+        raise _too_many(exceeded)
+
+
+def parse(intake: Intake, res: Resources) -> None:
+    body, limit = intake.read_body(), res.settings.collector.max_body_bytes
+    if len(body) > limit:
+        raise RequestRejected(Reason.BODY_TOO_LARGE, f"request body larger than {limit} bytes", 413)
+    intake.batch = events.parse(body, res.settings.collector.max_events_per_request)
+
+
+def find_site(intake: Intake, res: Resources) -> None:
     try:
-        payload = json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
-    except UnicodeDecodeError as exc:
-        raise RequestRejected(Reason.MALFORMED_BODY, f"body is not valid UTF-8: {exc}") from None
-    except ValueError as exc:  # json.JSONDecodeError included
-        raise RequestRejected(Reason.MALFORMED_BODY, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise RequestRejected(Reason.MALFORMED_BODY, "body is not valid JSON: nested too deeply") from None
-    if not isinstance(payload, dict):
-        raise RequestRejected(Reason.MALFORMED_BODY, "body must be a JSON object with 'site' and 'events'")
-    site, events = payload.get("site"), payload.get("events")
-    if not isinstance(site, str) or not site:
-        raise RequestRejected(Reason.MALFORMED_BODY, "'site' must be a non-empty string")
-    if not SITE_ID.fullmatch(site):
-        raise RequestRejected(Reason.MALFORMED_BODY, "'site' is not a site id (1-63 lowercase letters, digits, "
-                                                     "'.', '_' or '-', as `parallax site add` registers them)")
-    if not isinstance(events, list):
-        raise RequestRejected(Reason.MALFORMED_BODY, "'events' must be a list of events")
-    if len(events) > max_events:
-        raise RequestRejected(Reason.BATCH_TOO_LARGE,
-                              f"{len(events)} events in one request; at most {max_events}", status=413)
-    return Batch(site=site, events=events)
+        intake.domains = res.sites.domains(intake.batch.site)
+    except Exception as exc:
+        raise _unavailable("site registry", exc) from exc
+    if intake.domains is None:
+        raise RequestRejected(Reason.UNKNOWN_SITE,
+                              f"unknown site {intake.batch.site!r}: register it with `parallax site add`",
+                              keep="unknown site")
 
 
-# --- validate -----------------------------------------------------------------------------
-
-_validators = {v: Draft202012Validator(event_schema(v), format_checker=Draft202012Validator.FORMAT_CHECKER)
-               for v in EVENT_SCHEMA_VERSIONS}
-
-
-# The fast path's "uuid" format: the canonical form only (what the tracker sends), which
-# jsonschema's check (uuid.UUID, hyphens in place) always accepts; anything else goes to it.
-_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+def check_origin(intake: Intake, res: Resources) -> None:
+    if intake.origin is not None and not origin_allowed(intake.origin, intake.domains):
+        error = (f"origin {intake.origin!r} may not send events for site {intake.batch.site!r}: its host is not one "
+                 f"of the site's registered domains or their subdomains")
+        raise RequestRejected(Reason.ORIGIN_NOT_ALLOWED, error, 403, keep=error)
 
 
-def _is_uuid(value: str) -> bool:
-    return _CANONICAL_UUID.fullmatch(value) is not None
+def limit_site(intake: Intake, res: Resources) -> None:
+    exceeded = res.limits.check_site(intake.batch.site, len(intake.batch.events))
+    if exceeded:
+        raise _too_many(exceeded)
 
 
-# The same schemas compiled to Python code: about 30 times cheaper than jsonschema on a valid
-# event, the usual case. It only says "valid" or not; jsonschema has the last word on an event
-# it doubts (its patterns end in \Z where jsonschema's $ also takes a final newline) and words
-# the errors with their paths. tests/test_collector_pipeline.py checks that whatever the fast
-# check passes, jsonschema passes too.
-_fast_validators = {v: fastjsonschema.compile(event_schema(v), formats={"uuid": _is_uuid})
-                    for v in EVENT_SCHEMA_VERSIONS}
-_MAX_MESSAGE = 200  # jsonschema quotes the offending value: a 2 MB string must not come back whole
-# Unicode category Cc, and surrogates (json.loads pairs valid ones, so any left are unpaired).
-_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_TEXT_FIELDS = ("url", "referrer", "name")
-
-
-def _version_of(event: Any) -> int:
-    """The schema the event names (an older tracker's), else the latest."""
-    version = event.get("schema_version") if isinstance(event, dict) else None
-    return version if version in EVENT_SCHEMA_VERSIONS else EVENT_SCHEMA_VERSION
-
-
-def _path_of(error: Any) -> str:
-    return "/" + "/".join(str(p) for p in error.absolute_path) if error.absolute_path else "/"
-
-
-def _message(error: Any) -> str:
-    path = _path_of(error)
-    if error.validator == "maxLength" and isinstance(error.instance, str):
-        return f"{path}: {len(error.instance)} characters, longer than the limit of {error.validator_value}"
-    if error.validator == "maxProperties" and isinstance(error.instance, dict):
-        return f"{path}: {len(error.instance)} properties, more than the limit of {error.validator_value}"
-    text = error.message
-    return f"{path}: {text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + '… (truncated)'}"
-
-
-def _schema_errors(event: Any) -> list[str]:
-    version = _version_of(event)
+def visitor_salt(intake: Intake, res: Resources) -> None:
     try:
-        _fast_validators[version](event)
-        return []
-    except Exception:  # noqa: BLE001 -- any doubt (JsonSchemaException or other) goes to jsonschema
+        intake.salt = res.salts.for_day(events.today_utc(intake.received_at))
+    except Exception as exc:
+        raise _unavailable("visitor-id salt", exc) from exc
+
+
+def process(intake: Intake, res: Resources) -> None:
+    c = res.settings.collector
+    intake.context = ctx = Context(
+        site=intake.batch.site, received_at=intake.received_at, salt=intake.salt, ip=intake.ip,
+        user_agent=intake.user_agent, client=describe_client(intake.ip, intake.user_agent, res.countries),
+        max_skew_ms=int(c.max_clock_skew_s * 1000), late_after_ms=int(c.late_after_s * 1000))
+    intake.processed = events.process(intake.batch.events, ctx)
+
+
+def produce(intake: Intake, res: Resources) -> None:
+    site, processed, topics = intake.batch.site, intake.processed, res.settings.kafka
+    records = [(topics.topic_events, events.kafka_key(site, e["visitor_id"]), e) for e in processed.accepted]
+    records += [(topics.topic_invalid, site.encode(),
+                 events.invalid_record(site, r.event, r.reason, r.errors, intake.received_at))
+                for r in processed.rejected]
+    try:
+        res.produce_all(records)
+    except KafkaUnavailable as exc:
+        res.outage.failed(exc)
+        raise RequestRejected(Reason.KAFKA_UNAVAILABLE, "events could not be stored (Kafka unavailable); retry later",
+                              503) from exc
+    res.outage.acknowledged()
+    metrics.count_processed(processed, intake.context.client)
+
+
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("rate limit per address", limit_address),
+    ("parse", parse),
+    ("site", find_site),
+    ("origin", check_origin),
+    ("rate limit per site", limit_site),
+    ("visitor salt", visitor_salt),
+    ("validate, enrich, filter", process),
+    ("produce", produce),
+)
+
+
+def keep_invalid(intake: Intake, res: Resources, refused: RequestRejected) -> int:
+    """A refused request's events go to `events.invalid`, best effort: the request is
+    refused either way, and the refusal is what matters here. Returns how many."""
+    site, kept = intake.batch.site, intake.batch.events
+    try:
+        res.produce_all([(res.settings.kafka.topic_invalid, site.encode(),
+                          events.invalid_record(site, e, refused.reason, [refused.keep], intake.received_at))
+                         for e in kept])
+    except KafkaUnavailable:
         pass
-    errors = sorted(_validators[version].iter_errors(event), key=lambda e: [str(p) for p in e.absolute_path])
-    return [_message(e) for e in errors]
+    return len(kept)
 
 
-def _text_values(event: dict[str, Any]) -> list[tuple[str, str]]:
-    """(path, value) of every string the collector stores from the event."""
-    found = [(f"/{name}", event[name]) for name in _TEXT_FIELDS if isinstance(event.get(name), str)]
-    props = event.get("props")
-    if isinstance(props, dict):
-        found += [(f"/props/{k}", v) for k, v in props.items() if isinstance(v, str)]
-    return found
-
-
-def _control_errors(event: dict[str, Any]) -> list[str]:
-    errors = []
-    for path, value in _text_values(event):
-        m = _FORBIDDEN.search(value)
-        if m:
-            kind = "unpaired surrogate" if "\ud800" <= m.group() <= "\udfff" else "control character"
-            errors.append(f"{path}: {kind} U+{ord(m.group()):04X} at offset {m.start()} is not allowed")
-    return errors
-
-
-def _url_errors(url: str) -> list[str]:
+def run(intake: Intake, res: Resources) -> Processed:
+    """Every step in order; a refusal is counted (and its events kept, if it says so) and
+    raised to the caller."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises on a port out of range
-    except ValueError as exc:
-        return [f"/url: cannot be parsed as a URL ({exc})"]
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return ["/url: must be an absolute http or https URL (the page the event happened on)"]
-    return []
-
-
-def validate(event: Any) -> Problem | None:
-    """The event against its JSON Schema, then the string rules (see the module's doc)."""
-    errors = _schema_errors(event)
-    if errors:
-        return Problem(Reason.SCHEMA, errors)
-    errors = _control_errors(event)
-    if errors:
-        return Problem(Reason.CONTROL_CHARACTERS, errors)
-    errors = _url_errors(event["url"])
-    if errors:
-        return Problem(Reason.INVALID_URL, errors)
-    return None
-
-
-# --- enrich -------------------------------------------------------------------------------
-
-def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> str:
-    """Cookieless visitor id: the same person on the same site on the same day, and no
-    way back to the IP (the salt rotates daily and is deleted after two days)."""
-    digest = hashlib.sha256(salt + b"\x00" + site.encode() + b"\x00" + ip.encode() + b"\x00" + user_agent.encode())
-    return digest.hexdigest()[:32]
-
-
-def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent: str, received_at: int,
-           client: Client | None = None, cookieless_id: str | None = None) -> dict[str, Any]:
-    """The enriched event written to Kafka `events` (see ``schemas.ENRICHED_EVENT_DDL``).
-    The IP and the User-Agent go into the visitor id and ``client`` (the request's device,
-    browser, OS and country; worked out from them, without a country, when not given)
-    only: neither is part of the output. ``cookieless_id`` is the request's visitor id,
-    when the caller already hashed it (it is the same for every event of a request)."""
-    client = client or describe_client(ip, user_agent, None)
-    referrer = event.get("referrer") or None
-    return {
-        "event_id": event["event_id"].lower(),
-        "site": site,
-        "type": event["type"],
-        "ts": int(event["ts"]),  # JSON Schema's integer admits 1.7e12; Spark reads the field as LONG
-        "url": event["url"],
-        "path": urlsplit(event["url"]).path or "/",
-        "referrer": referrer,
-        "visitor_id": event.get("visitor_id") or cookieless_id or visitor_id(salt, site, ip, user_agent),
-        "received_at": received_at,
-        "schema_version": event.get("schema_version", EVENT_SCHEMA_VERSION),
-        "name": event.get("name"),
-        "props": _string_props(event.get("props")),
-        **client.fields(),
-        **source_fields(event["url"], referrer),
-    }
-
-
-def _string_props(props: Any) -> dict[str, str] | None:
-    """Property values as strings (JSON booleans as true/false), so views group them alike."""
-    if not isinstance(props, dict) or not props:
-        return None
-    return {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in props.items()}
-
-
-# --- filter -------------------------------------------------------------------------------
-
-def _duration(ms: int) -> str:
-    seconds = ms / 1000
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} seconds"
-
-
-def filter_event(event: dict[str, Any], ctx: Context) -> Problem | None:
-    """Clock sanity: an event dated too far ahead of the collector's clock is rejected (a
-    wrong device clock would put it in a bucket that has not happened yet)."""
-    ahead = event["ts"] - ctx.received_at
-    if ahead > ctx.max_skew_ms:
-        return Problem(Reason.CLOCK_SKEW, [
-            f"/ts: {event['ts']} is {_duration(ahead)} ahead of the collector's clock; at most "
-            f"{_duration(ctx.max_skew_ms)} ahead is accepted (is the sender's clock right?)"])
-    return None
-
-
-def is_late(event: dict[str, Any], ctx: Context) -> bool:
-    """Older than the lateness threshold when it arrived: accepted, and counted as late."""
-    return ctx.received_at - event["ts"] > ctx.late_after_ms
-
-
-# --- the per-event steps together ---------------------------------------------------------
-
-def process(events: list[Any], ctx: Context) -> Processed:
-    """validate -> enrich -> filter, event by event; the first step to object rejects it."""
-    out = Processed()
-    # One hash per request, not per event: every event of it shares salt, site, IP and agent.
-    cookieless = visitor_id(ctx.salt, ctx.site, ctx.ip, ctx.user_agent)
-    for index, event in enumerate(events):
-        problem = validate(event)
-        enriched = None
-        if problem is None:
-            enriched = enrich(event, ctx.site, salt=ctx.salt, ip=ctx.ip, user_agent=ctx.user_agent,
-                              received_at=ctx.received_at, client=ctx.client, cookieless_id=cookieless)
-            problem = filter_event(enriched, ctx)
-        if problem is not None:
-            out.rejected.append(Rejection(index, event, problem.reason, problem.errors))
-            continue
-        out.accepted.append(enriched)
-        out.late += is_late(enriched, ctx)
-    return out
-
-
-def invalid_record(site: str | None, event: Any, reason: Reason, errors: list[str], received_at: int) -> dict[str, Any]:
-    """What `events.invalid` keeps of a rejected event: the event as sent and why."""
-    return {"site": site, "reason": reason.value, "errors": errors, "event": event, "received_at": received_at}
-
-
-def kafka_key(site: str, visitor: str) -> bytes:
-    """Site + visitor: one visitor's events stay in one partition, in order."""
-    return f"{site}|{visitor}".encode()
-
-
-def today_utc(received_at_ms: int) -> date:
-    return datetime.fromtimestamp(received_at_ms / 1000, tz=timezone.utc).date()
+        for _name, step in STEPS:
+            step(intake, res)
+    except RequestRejected as refused:
+        metrics.count_refused(refused.reason, keep_invalid(intake, res, refused) if refused.keep else 0)
+        raise
+    return intake.processed

@@ -14,7 +14,6 @@ master, `local[2]` on one machine).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pendulum
@@ -22,11 +21,15 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from batch_layer.schedule import GRACE  # light: no Spark at parse time
-from infra.spark import DRIVER_JAVA_OPTIONS, SPARK_ENV  # light too: PySpark is imported inside functions
+# Light at parse time: neither imports PySpark.
+from batch_layer.schedule import GRACE
+from infra.settings import load_settings
+from infra.spark import SPARK_ENV, submit_conf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GRACE_MINUTES = int(GRACE.total_seconds() // 60)
+GRACE_DELTA = f"macros.timedelta(minutes={GRACE_MINUTES})"  # in the templates
+settings = load_settings()
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -56,22 +59,14 @@ with DAG(
         # grace); an empty third argument is dropped by the job.
         application_args=[
             "{{ '--day' if params.day else '--interval' }}",
-            "{{ params.day or (data_interval_start - macros.timedelta(minutes=%d)).isoformat() }}" % GRACE_MINUTES,
-            "{{ '' if params.day else (data_interval_end - macros.timedelta(minutes=%d)).isoformat() }}" % GRACE_MINUTES,
+            f"{{{{ params.day or (data_interval_start - {GRACE_DELTA}).isoformat() }}}}",
+            f"{{{{ '' if params.day else (data_interval_end - {GRACE_DELTA}).isoformat() }}}}",
         ],
         conn_id="spark_default",
         name="parallax-batch",
-        conf={
-            # The job imports Parallax's packages: run it with this environment's Python.
-            "spark.pyspark.python": sys.executable,
-            "spark.pyspark.driver.python": sys.executable,
-            "spark.sql.session.timeZone": "UTC",
-            "spark.ui.enabled": "false",
-            "spark.driver.host": "127.0.0.1",
-            "spark.driver.bindAddress": "127.0.0.1",
-            "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
-        },
+        # The batch session's own conf (infra.spark), with this environment's Python.
+        conf=submit_conf(settings),
         env_vars=dict(SPARK_ENV),
-        driver_memory="2g",
+        driver_memory=settings.spark.driver_memory,
         verbose=False,
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from infra.settings import REPO_ROOT, Settings
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
-    home = settings.airflow_home
-    master = settings.spark_master
+    home = settings.paths.airflow_home
+    master = settings.spark.master
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
@@ -22,10 +23,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(settings.airflow_port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{settings.airflow_port}",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.airflow_port + 713),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.airflow_port + 714),
+        "AIRFLOW__API__PORT": str(settings.airflow.port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{settings.airflow.port}",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.airflow.port + 713),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.airflow.port + 714),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         # The Spark master the batch job is submitted to: local on one machine.
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": master}),
@@ -43,12 +44,10 @@ def apply(settings: Settings) -> None:
     """Put Airflow's variables into this process's environment (before importing airflow)."""
     for key, value in airflow_env(settings).items():
         os.environ[key] = value
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
 
 
 def migrate_db(settings: Settings) -> None:
-    import subprocess
-
     apply(settings)
     result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
     if result.returncode != 0:
@@ -67,24 +66,31 @@ COMPONENTS: dict[str, list[str]] = {
 
 
 def _paths(settings: Settings, component: str) -> tuple[Path, Path]:
-    return settings.var_dir / "run" / f"airflow-{component}.pid", settings.var_dir / "logs" / f"airflow-{component}.log"
+    var = settings.paths.var_dir
+    return var / "run" / f"airflow-{component}.pid", var / "logs" / f"airflow-{component}.log"
 
 
 def start(settings: Settings, timeout: float = 300) -> None:
     env = {**airflow_env(settings),
-           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"}
+           "AIRFLOW__CORE__AUTH_MANAGER":
+               "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"}
     if not is_running(settings):
-        proc.ensure_port_free("Airflow API server", "127.0.0.1", settings.airflow_port)
+        proc.ensure_port_free("Airflow API server", "127.0.0.1", settings.airflow.port)
         migrate_db(settings)
     for component, args in COMPONENTS.items():
         pid_file, log_file = _paths(settings, component)
         argv = [sys.executable, "-m", "airflow", *args]
         if component == "api-server":
-            argv += ["--port", str(settings.airflow_port)]
+            argv += ["--port", str(settings.airflow.port)]
         proc.start_detached(f"Airflow {component}", argv, pid_file, log_file, env=env)
     pid_file, log_file = _paths(settings, "api-server")
-    proc.wait_until("Airflow API server", lambda: proc.port_open("127.0.0.1", settings.airflow_port), timeout,
+    proc.wait_until("Airflow API server", lambda: proc.port_open("127.0.0.1", settings.airflow.port), timeout,
                     pid_file, log_file, 2)
+
+
+def password_file(settings: Settings) -> Path:
+    """Where Airflow's simple auth manager writes the generated password of user admin."""
+    return settings.paths.airflow_home / "simple_auth_manager_passwords.json.generated"
 
 
 def stop(settings: Settings) -> bool:

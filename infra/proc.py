@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +34,13 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -135,10 +143,12 @@ def wait_until(
         except Exception as exc:  # a not-yet-ready service raises all sorts of client errors
             log.debug("%s not ready: %s", name, exc)
         if pid_file is not None and read_pid(pid_file) is None:
-            raise ServiceError(f"{name} exited during start-up. Last lines of {log_file}:\n{tail(log_file) if log_file else ''}")
+            raise ServiceError(f"{name} exited during start-up. Last lines of {log_file}:\n"
+                               f"{tail(log_file) if log_file else ''}")
         if time.monotonic() > deadline:
             raise ServiceError(
-                f"{name} did not answer within {timeout:.0f}s. Last lines of {log_file}:\n{tail(log_file) if log_file else ''}"
+                f"{name} did not answer within {timeout:.0f}s. Last lines of {log_file}:\n"
+                f"{tail(log_file) if log_file else ''}"
             )
         if time.monotonic() - last_note > 15:
             log.info("still waiting for %s ...", name)
@@ -163,12 +173,10 @@ class CliProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "CliProcess":
-        import sys
-
+    def start(self) -> CliProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "infra.cli", *self.args], stdout=out,
+            self.proc = subprocess.Popen([sys.executable, "-m", "cli", *self.args], stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
                                          start_new_session=True)
         log.info("started %s (pid %d), log: %s", self.name, self.proc.pid, self.log_path)

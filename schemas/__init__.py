@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+# A site's id, as events name it and as `parallax site add` registers it.
+SITE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 EVENT_SCHEMA_VERSION = 2  # the latest; events that name no version are checked against it
 EVENT_SCHEMA_VERSIONS = (1, 2)
 
@@ -51,7 +53,7 @@ def cql_statements(keyspace: str, replication_factor: int = 1) -> list[str]:
     """The schema's CQL statements, keyspace and replication filled in, comments removed."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,47}", keyspace):
         raise ValueError(f"invalid keyspace name {keyspace!r}")
-    replication = "{'class': 'SimpleStrategy', 'replication_factor': %d}" % replication_factor
+    replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {int(replication_factor)}}}"
     text = (HERE / "cassandra.cql").read_text()
     text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
     text = text.replace("{keyspace}", keyspace).replace("{replication}", replication)

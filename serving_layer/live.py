@@ -7,6 +7,9 @@ import logging
 from typing import Any
 
 from flask_socketio import SocketIO, emit, join_room, leave_room
+from kafka import KafkaConsumer
+
+from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +34,13 @@ def register_handlers(socketio: SocketIO) -> None:
             leave_room(room_of(data["site"]))
 
 
-def consume_live_updates(socketio: SocketIO, bootstrap: str, topic: str) -> None:
+def consume_live_updates(socketio: SocketIO, settings: Settings) -> None:
     """Forward every `metrics.live` message to its site's room, for as long as the app runs."""
-    from kafka import KafkaConsumer
-
+    topic = settings.kafka.topic_live
     while True:
         try:
             # No consumer group: every serving process sees every update, from now on.
-            consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap.split(","), auto_offset_reset="latest",
+            consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers, auto_offset_reset="latest",
                                      enable_auto_commit=False, consumer_timeout_ms=1000, client_id="parallax-serving")
             log.info("forwarding %s to Socket.IO rooms", topic)
             while True:

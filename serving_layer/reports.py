@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from store.views import MEASURE_COLUMNS
 from views.catalogue import (
     CONVERSION_MEASURES,
     DIMENSIONS,
@@ -26,7 +27,6 @@ from views.catalogue import (
     bucket_starts,
     is_breakdown_view,
 )
-from views.store import MEASURE_COLUMNS
 from views.sketches import union_estimate
 
 MAX_BUCKETS = 5000
@@ -61,7 +61,7 @@ class _Acc:
             self.sketches.append(row.visitors_sketch)
         self.rows += 1
 
-    def merge(self, other: "_Acc") -> None:
+    def merge(self, other: _Acc) -> None:
         for col in SUM_COLUMNS:
             self.sums[col] += other.sums[col]
         self.visitors = other.visitors

@@ -1,4 +1,5 @@
-"""What the speed layer does with each micro-batch of changed view buckets."""
+"""What the speed layer does with each micro-batch of changed view buckets: upsert them,
+then publish the sites' totals on Kafka `metrics.live` for the live dashboards."""
 from __future__ import annotations
 
 import logging
@@ -6,8 +7,11 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from views.catalogue import SPEED_GRANULARITY, TRAFFIC_VIEW
-from views.store import SPEED_TABLE, as_utc, upsert, upsert_cql, view_params, view_partition
+from kafka import KafkaProducer
+from pyspark.sql import DataFrame
+
+from store.views import SPEED_TABLE, ViewWrites
+from views.catalogue import SPEED_GRANULARITY, TRAFFIC_VIEW, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +44,17 @@ class SpeedViewSink:
     aggregation state from its checkpoint), so writing it again changes nothing.
     """
 
-    def __init__(self, session: Any, keyspace: str, producer: Any, live_topic: str) -> None:
-        self.session = session
-        self.statement = session.prepare(upsert_cql(keyspace, SPEED_TABLE))
-        self.producer = producer
-        self.live_topic = live_topic
+    def __init__(self, writes: ViewWrites, producer: KafkaProducer, live_topic: str) -> None:
+        """``producer`` serializes values to JSON (``infra.clients.json_bytes``)."""
+        self.writes, self.producer, self.live_topic = writes, producer, live_topic
 
-    def __call__(self, batch_df: Any, batch_id: int) -> None:
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         rows = [r.asDict() for r in batch_df.collect()]
         if not rows:
             return
         now = datetime.now(timezone.utc)
         # A stream has nothing better to do than wait for Cassandra: retry for as long as it takes.
-        written = upsert(self.session, self.statement, (view_params(r, SPEED_GRANULARITY, now) for r in rows),
-                         partition_of=view_partition,
-                         attempts=None)
+        written = self.writes.write(SPEED_TABLE, "event", SPEED_GRANULARITY, rows, now, attempts=None)
         for site, message in live_updates(rows, batch_id).items():
             self.producer.send(self.live_topic, key=site.encode(), value=message)
         self.producer.flush(timeout=30)

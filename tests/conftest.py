@@ -49,7 +49,7 @@ def settings(tmp_path_factory):
 
     s = load_settings()
     airflow_env.apply(s)
-    s.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    s.paths.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     return s
 
 
@@ -78,7 +78,7 @@ def stack(settings):
 def cassandra(stack):
     from infra.clients import cassandra_session
 
-    session = cassandra_session(stack, stack.keyspace)
+    session = cassandra_session(stack, stack.cassandra.keyspace)
     yield session
     session.cluster.shutdown()
 
@@ -95,13 +95,13 @@ def _end_offsets(settings) -> str:
 
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
     try:
-        parts = [TopicPartition(settings.topic_events, p) for p in consumer.partitions_for_topic(settings.topic_events)]
+        parts = [TopicPartition(settings.kafka.topic_events, p) for p in consumer.partitions_for_topic(settings.kafka.topic_events)]
         ends = consumer.end_offsets(parts)
     finally:
         consumer.close()
-    return json.dumps({settings.topic_events: {str(tp.partition): off for tp, off in ends.items()}})
+    return json.dumps({settings.kafka.topic_events: {str(tp.partition): off for tp, off in ends.items()}})
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +153,7 @@ def new_site(cassandra, stack):
 
     def make(prefix: str = "t") -> str:
         site = f"{prefix}-{uuid.uuid4().hex[:10]}"
-        add_site(cassandra, stack.keyspace, site, ["example.test"], "UTC")
+        add_site(cassandra, stack.cassandra.keyspace, site, ["example.test"], "UTC")
         return site
 
     return make
@@ -164,7 +164,7 @@ def events_tail(stack):
     """Kafka `events` from now on."""
     from tests.procs import KafkaTail
 
-    tail = KafkaTail(stack, stack.topic_events)
+    tail = KafkaTail(stack, stack.kafka.topic_events)
     yield tail
     tail.close()
 
@@ -174,7 +174,7 @@ def invalid_tail(stack):
     """Kafka `events.invalid` from now on."""
     from tests.procs import KafkaTail
 
-    tail = KafkaTail(stack, stack.topic_invalid)
+    tail = KafkaTail(stack, stack.kafka.topic_invalid)
     yield tail
     tail.close()
 

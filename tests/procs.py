@@ -39,7 +39,7 @@ class KafkaTail:
     def __init__(self, settings: Any, topic: str) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, enable_auto_commit=False)
         self.parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic)]
         self.consumer.assign(self.parts)
         for tp, offset in self.consumer.end_offsets(self.parts).items():

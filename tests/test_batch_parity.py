@@ -217,18 +217,18 @@ def test_batch_views_equal_an_independent_count(spark, cassandra, stack, tmp_pat
     ZONES_BY_SITE.update(sites)
     events = {site: make_events(rng, site) for site in sites}
     for site, tz in sites.items():
-        add_site(cassandra, stack.keyspace, site, ["x.test"], tz)
+        add_site(cassandra, stack.cassandra.keyspace, site, ["x.test"], tz)
         for name, kind, pattern in GOALS:
-            add_goal(cassandra, stack.keyspace, Goal(site, name, kind, pattern))
+            add_goal(cassandra, stack.cassandra.keyspace, Goal(site, name, kind, pattern))
 
     # The master dataset exactly as the archive query lays it out.
     raw = spark.createDataFrame([(json.dumps(e),) for evs in events.values() for e in evs], "value STRING")
     master = str(tmp_path / "master")
     archive_frame(raw).write.partitionBy("date").parquet(master)
 
-    counted = run_day(spark, cassandra, stack.keyspace, master, DAY, sites)
+    counted = run_day(spark, cassandra, stack.cassandra.keyspace, master, DAY, sites)
 
-    ks = stack.keyspace
+    ks = stack.cassandra.keyspace
     for site, tz in sites.items():
         evs = events[site]
         for granularity in ("minute", "hour", "day"):

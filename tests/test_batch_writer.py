@@ -21,11 +21,11 @@ def test_every_queued_write_is_in_cassandra_when_the_block_ends(spark, cassandra
     from batch_layer.job import ViewWriter
 
     site = new_site("writer")
-    with ViewWriter(cassandra, stack.keyspace, datetime.now(UTC)) as writer:
+    with ViewWriter(cassandra, stack.cassandra.keyspace, datetime.now(UTC)) as writer:
         writer.write(_view(spark, site, 5), "minute", "event", "first")
         writer.write(_view(spark, site, 8), "minute", "event", "second")
     rows = list(cassandra.execute(
-        f"SELECT bucket, pageviews FROM {stack.keyspace}.batch_views WHERE site = %s AND view_name = 'traffic' "
+        f"SELECT bucket, pageviews FROM {stack.cassandra.keyspace}.batch_views WHERE site = %s AND view_name = 'traffic' "
         "AND granularity = 'minute' AND period = %s", (site, "2026-05-28")))
     assert len(rows) == 8 and all(r.pageviews == 1 for r in rows)
 

@@ -52,7 +52,7 @@ def test_speed_layer_waits_out_a_cassandra_outage(stack, speed_layer, collector_
     sender = threading.Thread(target=send)
     sender.start()
     try:
-        wait_for("the first counts", lambda: speed_totals(cassandra, stack.keyspace, site, start)[0] > 0, timeout=240)
+        wait_for("the first counts", lambda: speed_totals(cassandra, stack.cassandra.keyspace, site, start)[0] > 0, timeout=240)
         assert cassandra_node.stop(stack)
         time.sleep(60)
     finally:
@@ -62,8 +62,8 @@ def test_speed_layer_waits_out_a_cassandra_outage(stack, speed_layer, collector_
         sender.join()
 
     wait_for("the speed views to catch up after the outage",
-             lambda: speed_totals(cassandra, stack.keyspace, site, start)[0] == len(sent), timeout=300, interval=3)
+             lambda: speed_totals(cassandra, stack.cassandra.keyspace, site, start)[0] == len(sent), timeout=300, interval=3)
     time.sleep(6)  # a few more triggers: nothing counted twice
-    assert speed_totals(cassandra, stack.keyspace, site, start)[0] == len(sent)
+    assert speed_totals(cassandra, stack.cassandra.keyspace, site, start)[0] == len(sent)
     assert speed_layer.alive(), speed_layer.log_tail()
     print(f"sent {len(sent)} events; {refused} requests refused or failed during the outage and were retried")

@@ -180,7 +180,7 @@ def test_invalid_tail_prints_reasons_and_escapes_what_senders_wrote(stack, colle
     post(collector_url, {"site": site, "events": [ev(url="https://www.example.test/\x1b[31mred"), ev(ts="soon")]})
 
     def tail(*args: str) -> list[str]:
-        out = subprocess.run([sys.executable, "-m", "infra.cli", "invalid", "tail", "--site", site, *args],
+        out = subprocess.run([sys.executable, "-m", "cli", "invalid", "tail", "--site", site, *args],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "\x1b" not in out.stdout  # an escape sequence in a record never reaches the terminal

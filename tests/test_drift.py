@@ -57,7 +57,7 @@ def test_recorded_and_served_for_the_sites_local_day(cassandra, stack, serving_u
     from views.store import BATCH_TABLE, SPEED_TABLE, upsert, upsert_cql, view_params
 
     site, tz, day = f"drift-{uuid.uuid4().hex[:8]}", "Asia/Kolkata", date(2026, 3, 4)
-    add_site(cassandra, stack.keyspace, site, ["example.test"], tz)
+    add_site(cassandra, stack.cassandra.keyspace, site, ["example.test"], tz)
     start = datetime(2026, 3, 3, 18, 30, tzinfo=timezone.utc)  # local midnight
     now = datetime.now(timezone.utc)
 
@@ -70,12 +70,12 @@ def test_recorded_and_served_for_the_sites_local_day(cassandra, stack, serving_u
     batch = [outside, minute(start, 2, ["a", "b"]), minute(start + timedelta(hours=20), 2, ["a", "c"])]
     day_row = {**minute(start, 4, ["a", "b", "c"]), "visitors": 3}
     for table, rows in ((SPEED_TABLE, speed), (BATCH_TABLE, batch)):
-        stmt = cassandra.prepare(upsert_cql(stack.keyspace, table, "event"))
+        stmt = cassandra.prepare(upsert_cql(stack.cassandra.keyspace, table, "event"))
         upsert(cassandra, stmt, [view_params(r, "minute", now, "event") for r in rows])
-    upsert(cassandra, cassandra.prepare(upsert_cql(stack.keyspace, BATCH_TABLE, "event")),
+    upsert(cassandra, cassandra.prepare(upsert_cql(stack.cassandra.keyspace, BATCH_TABLE, "event")),
            [view_params(day_row, "day", now, "event")])
 
-    drift = _by_measure(record_drift(cassandra, stack.keyspace, day, {site: tz})[site])
+    drift = _by_measure(record_drift(cassandra, stack.cassandra.keyspace, day, {site: tz})[site])
     assert (drift["pageviews"].speed, drift["pageviews"].batch, drift["pageviews"].minutes_differing) == (3, 4, 1)
     assert (drift[VISITORS].speed, drift[VISITORS].batch) == (2, 3)  # a union of a, b and a: not 3
 

@@ -128,7 +128,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     sio.disconnect()
 
     # The archive keeps every event, duplicates and late ones included.
-    master = str(stack.master_dir)
+    master = str(stack.paths.master_dir)
     wait_for("the archive to hold every event sent",
              lambda: spark.read.parquet(master).where(f"site = '{site}'").count() == len(sent), timeout=120, interval=3)
 
@@ -181,7 +181,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
 def invalid_records(settings, site: str) -> list[dict]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(settings.topic_invalid, bootstrap_servers=settings.kafka_bootstrap,
+    consumer = KafkaConsumer(settings.kafka.topic_invalid, bootstrap_servers=settings.kafka.bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000)
     try:
         return [json.loads(m.value) for m in consumer if site.encode() in m.value]

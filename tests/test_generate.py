@@ -25,14 +25,23 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from infra.generator.catalog import BOTS, BROWSERS, TEMPLATES, Agent, Mix
-from infra.generator.model import (LATE_MAX_MS, LATE_MIN_MS, MINUTE_MS, SESSION_GAP_MS, Delivery, Model,
-                                   Visitor, site_specs, take_events)
-from infra.generator.run import Config, plan, template_goals
-from infra.generator.sender import Sender, Stats, send_all
-from infra.generator.truth import TruthWriter, read_truth, records_of, row_of, summarize, summary_path
 from schemas import event_schema
 from tests.procs import KafkaTail, wait_for
+from tools.generator.catalog import BOTS, BROWSERS, TEMPLATES, Agent, Mix
+from tools.generator.model import (
+    LATE_MAX_MS,
+    LATE_MIN_MS,
+    MINUTE_MS,
+    SESSION_GAP_MS,
+    Delivery,
+    Model,
+    Visitor,
+    site_specs,
+    take_events,
+)
+from tools.generator.run import Config, plan, template_goals
+from tools.generator.sender import Sender, Stats, send_all
+from tools.generator.truth import TruthWriter, read_truth, records_of, row_of, summarize, summary_path
 
 START = 1_790_000_000_000  # a fixed clock for the pure tests
 SITES = site_specs(4, "t-")
@@ -316,7 +325,7 @@ def test_generate_stops_cleanly_on_ctrl_c(tmp_path):
     """SIGINT: the requests in flight finish, and the truth and its summary are written."""
     collector = FakeCollector()
     truth = tmp_path / "truth.jsonl"
-    cmd = [sys.executable, "-m", "infra.cli", "generate", "--no-register", "--sites", "2", "--prefix", "fake-",
+    cmd = [sys.executable, "-m", "cli", "generate", "--no-register", "--sites", "2", "--prefix", "fake-",
            "--rate", "200", "--collector", collector.url, "--truth", str(truth)]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -340,7 +349,7 @@ def test_generate_stops_cleanly_on_ctrl_c(tmp_path):
 
 @pytest.fixture
 def sample_site() -> Iterator[Any]:
-    from infra.sample_site import SampleSite
+    from tools.sample_site import SampleSite
 
     server = SampleSite(0, "demo", "http://127.0.0.1:8001", "http://127.0.0.1:8000").start()
     yield server
@@ -366,7 +375,7 @@ def test_the_sample_site_serves_its_pages_with_the_tracker(sample_site):
 
 
 def test_the_sample_sites_goals_are_valid():
-    from infra.sample_site import GOALS
+    from tools.sample_site import GOALS
     from views.goals import Goal, validate_goal
 
     for name, kind, pattern in GOALS:
@@ -376,7 +385,7 @@ def test_the_sample_sites_goals_are_valid():
 # --- on the stack --------------------------------------------------------------------------
 
 def _generate(collector_url: str, truth: Path, *args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "infra.cli", "generate", "--collector", collector_url,
+    result = subprocess.run([sys.executable, "-m", "cli", "generate", "--collector", collector_url,
                              "--truth", str(truth), *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(summary_path(truth).read_text())
@@ -417,9 +426,9 @@ def test_generated_traffic_arrives_in_kafka_as_the_truth_says(stack, cassandra, 
         assert k["props"] == ({key: json.dumps(v) if isinstance(v, bool) else str(v)
                                for key, v in t["props"].items()} if t["props"] else None)
 
-    zones = {r.site: r.timezone for r in cassandra.execute(f"SELECT site, timezone FROM {stack.keyspace}.sites")}
+    zones = {r.site: r.timezone for r in cassandra.execute(f"SELECT site, timezone FROM {stack.cassandra.keyspace}.sites")}
     assert zones[f"{prefix}shop"] == "Europe/Paris" and zones[f"{prefix}blog"] == "America/New_York"
-    goals = {(g.site, g.name) for g in read_goals(cassandra, stack.keyspace)}
+    goals = {(g.site, g.name) for g in read_goals(cassandra, stack.cassandra.keyspace)}
     assert {(f"{prefix}shop", "Purchase"), (f"{prefix}blog", "Newsletter")} <= goals
 
 
@@ -444,7 +453,7 @@ def test_a_visit_to_the_sample_site_arrives(stack, cassandra, collector_url, eve
     from infra import sample_site
 
     site = f"demo-{uuid.uuid4().hex[:8]}"
-    sample_site.register(cassandra, stack.keyspace, site)
+    sample_site.register(cassandra, stack.cassandra.keyspace, site)
     server = sample_site.SampleSite(0, site, collector_url, "http://127.0.0.1:1").start()
     context = chromium.new_context()
     try:

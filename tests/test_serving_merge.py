@@ -47,8 +47,8 @@ def test_final_buckets_and_sketch_merge(client, cassandra, stack, new_site):
     from infra.sites import add_site
 
     site = new_site("merge")
-    add_site(cassandra, stack.keyspace, site, ["example.test"], "Europe/Paris")
-    ks = stack.keyspace
+    add_site(cassandra, stack.cassandra.keyspace, site, ["example.test"], "Europe/Paris")
+    ks = stack.cassandra.keyspace
     nov10 = datetime(2026, 11, 9, 23, tzinfo=UTC)  # 2026-11-10 00:00 in Paris (CET, +01:00)
     nov11 = nov10 + timedelta(days=1)
     write(cassandra, ks, "batch_views", site, "day", nov10, 10, ["a", "b"])

@@ -93,9 +93,9 @@ def test_speed_views_equal_batch_views(stack, cassandra, spark, tmp_path, log_di
     from serving_layer.reports import union_estimate
     from views.goals import Goal
 
-    ks = stack.keyspace
+    ks = stack.cassandra.keyspace
     topic = f"events-parity-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka.bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     admin.close()
     site = f"speedbatch-{uuid.uuid4().hex[:8]}"
@@ -106,7 +106,7 @@ def test_speed_views_equal_batch_views(stack, cassandra, spark, tmp_path, log_di
     # Another site's event two hours on moves the watermark past the end of every session.
     flush = event(f"flush-{site}", datetime.fromtimestamp(last / 1000 + 7200, UTC), "f")
 
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap, acks="all")
+    producer = KafkaProducer(bootstrap_servers=stack.kafka.bootstrap, acks="all")
     for e in events + [flush]:
         producer.send(topic, key=f"{e['site']}:{e['visitor_id']}".encode(), value=json.dumps(e).encode())
     producer.flush()

@@ -4,8 +4,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from speed_layer.job import (SESSIONS_QUERY_VERSION, VIEWS_QUERY_VERSION, explain_failure, older_checkpoints,
-                             query_checkpoint, query_start)
+from speed_layer.job import (
+    SESSIONS_QUERY_VERSION,
+    VIEWS_QUERY_VERSION,
+    explain_failure,
+    older_checkpoints,
+    query_checkpoint,
+    query_start,
+)
 
 UTC = timezone.utc
 # What Spark 4.2 answered when the views query gained grouping keys over an old checkpoint.

@@ -53,10 +53,10 @@ def test_speed_layer_restart_replays_without_double_counting(stack, speed_layer,
 
     sender = threading.Thread(target=send)
     sender.start()
-    wait_for("the speed layer to count some events", lambda: speed_totals(cassandra, stack.keyspace, site, start)[0] > 0,
+    wait_for("the speed layer to count some events", lambda: speed_totals(cassandra, stack.cassandra.keyspace, site, start)[0] > 0,
              timeout=240, interval=1)
     speed_layer.stop(signal.SIGKILL)  # no chance to finish the micro-batch in flight
-    counted_before = speed_totals(cassandra, stack.keyspace, site, start)[0]
+    counted_before = speed_totals(cassandra, stack.cassandra.keyspace, site, start)[0]
     killed.set()
     time.sleep(3)
     speed_layer.start()
@@ -65,8 +65,8 @@ def test_speed_layer_restart_replays_without_double_counting(stack, speed_layer,
     assert counted_before < len(sent)
 
     wait_for("the restarted speed layer to catch up",
-             lambda: speed_totals(cassandra, stack.keyspace, site, start)[0] == len(sent), timeout=240, interval=2)
+             lambda: speed_totals(cassandra, stack.cassandra.keyspace, site, start)[0] == len(sent), timeout=240, interval=2)
     time.sleep(8)  # several more triggers: nothing may be counted twice
-    pageviews, _ = speed_totals(cassandra, stack.keyspace, site, start)
+    pageviews, _ = speed_totals(cassandra, stack.cassandra.keyspace, site, start)
     assert pageviews == len(sent) == batches * 10
     assert speed_layer.alive(), speed_layer.log_tail()

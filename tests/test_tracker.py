@@ -93,7 +93,7 @@ def register(cassandra, settings, prefix: str, domains: list[str]) -> str:
     from infra.sites import add_site
 
     site = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    add_site(cassandra, settings.keyspace, site, domains, "UTC")
+    add_site(cassandra, settings.cassandra.keyspace, site, domains, "UTC")
     return site
 
 
@@ -135,7 +135,7 @@ def test_collect_takes_events_only_from_the_sites_domains(stack, collector_url, 
     no_origin = requests.post(url, data=_body(site), headers=text, timeout=30)  # server to server
     assert no_origin.status_code == 202 and "Access-Control-Allow-Origin" not in no_origin.headers
 
-    invalid = KafkaTail(stack, stack.topic_invalid)
+    invalid = KafkaTail(stack, stack.kafka.topic_invalid)
     try:
         refused = _event()
         denied = requests.post(url, data=json.dumps({"site": site, "events": [refused]}),

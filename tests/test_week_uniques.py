@@ -30,7 +30,7 @@ def test_week_visitors_are_a_union_not_a_sum(spark, cassandra, stack, tmp_path):
 
     rng = random.Random(7)
     site = f"week-{uuid.uuid4().hex[:8]}"
-    add_site(cassandra, stack.keyspace, site, ["x.test"], TZ)
+    add_site(cassandra, stack.cassandra.keyspace, site, ["x.test"], TZ)
     zone = ZoneInfo(TZ)
     # 3,000 regulars, each seen on 2-5 of the days, and some one-off visitors.
     events = []
@@ -46,9 +46,9 @@ def test_week_visitors_are_a_union_not_a_sum(spark, cassandra, stack, tmp_path):
     master = str(tmp_path / "master")
     archive_frame(raw).write.partitionBy("date").parquet(master)
     for i in range(7):
-        run_day(spark, cassandra, stack.keyspace, master, FIRST + timedelta(days=i), {site: TZ})
+        run_day(spark, cassandra, stack.cassandra.keyspace, master, FIRST + timedelta(days=i), {site: TZ})
 
-    store = CassandraViewStore(cassandra, stack.keyspace)
+    store = CassandraViewStore(cassandra, stack.cassandra.keyspace)
     start = datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=zone).astimezone(UTC)
     week = traffic_report(store, site, ["visitors", "pageviews"], start, start + timedelta(days=7), "day", TZ)
     assert all(b["final"] for b in week["buckets"]) and len(week["buckets"]) == 7

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from schemas.sources import NONE_VALUE, SEARCH_HOSTS, SOCIAL_HOSTS  # noqa: F401 (part of the catalogue)
-
 UTC = timezone.utc
 
 
@@ -137,6 +135,12 @@ def is_breakdown_view(view: str) -> bool:
 
 # The speed layer writes minute buckets; coarser speed buckets are merged at read time.
 SPEED_GRANULARITY = "minute"
+
+
+def as_utc(ts: datetime) -> datetime:
+    """An aware UTC instant. Spark and the Cassandra driver hand timestamps back as naive
+    datetimes in UTC (Spark's session zone)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _zone(tz: str | ZoneInfo) -> ZoneInfo:

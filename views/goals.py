@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 GOAL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}$")
 KINDS = ("page", "event")
@@ -46,9 +45,3 @@ def validate_goal(goal: Goal) -> None:
         raise ValueError(f"page goal pattern {goal.pattern!r} must be a path starting with '/'")
     if not goal.pattern or len(goal.pattern) > 256:
         raise ValueError("a goal's pattern must have 1 to 256 characters")
-
-
-def read_goals(session: Any, keyspace: str) -> tuple[Goal, ...]:
-    """Every site's goals, sorted (so two reads compare equal when nothing changed)."""
-    rows = session.execute(f"SELECT site, name, kind, pattern FROM {keyspace}.goals")
-    return tuple(sorted(Goal(r.site, r.name, r.kind, r.pattern) for r in rows))

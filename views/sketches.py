@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from datasketches import hll_sketch, hll_union
+
 # lg_config_k of the visitor sketches: 2^12 registers, ~1.6% standard error. Fixed, because
 # only sketches built with the same parameter merge without losing precision.
 HLL_LG_K = 12
@@ -15,8 +17,6 @@ HLL_LG_K = 12
 
 def union_estimate(sketches: Iterable[bytes]) -> int:
     """Distinct visitors of several buckets: the estimate of the union of their sketches."""
-    from datasketches import hll_sketch, hll_union
-
     union = hll_union(HLL_LG_K)
     for blob in sketches:
         union.update(hll_sketch.deserialize(bytes(blob)))

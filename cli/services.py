@@ -1,0 +1,73 @@
+"""`parallax collect | serve | speed | batch`: the pipeline's processes."""
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+
+import click
+
+from collector.app import create_app as create_collector
+from infra.settings import Settings
+
+
+def _gunicorn(app: str, port: int, workers: int, threads: int, config: str | None = None,
+              access_log: bool = True) -> None:
+    # The access log leaves out the client's address and user agent: no raw IP is stored.
+    # No control socket: its default path is shared by every gunicorn of the user.
+    log = ["--access-logfile", "-", "--access-logformat", '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'] \
+        if access_log else []
+    argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--threads", str(threads), *log, "--no-control-socket",
+            "--graceful-timeout", "10", *(["--config", config] if config else []), app]
+    os.execv(sys.executable, argv)
+
+
+@click.command()
+@click.option("--port", type=int, help="default: PARALLAX_COLLECTOR_PORT or 8001")
+@click.option("--workers", default=2, show_default=True)
+@click.option("--debug", is_flag=True, help="Flask's development server instead of gunicorn")
+@click.option("--access-log", is_flag=True,
+              help="a line per request on stdout (off by default: a tenth of the collector's CPU at full rate; "
+                   "/metrics counts requests by status)")
+@click.pass_obj
+def collect(settings: Settings, port: int | None, workers: int, debug: bool, access_log: bool) -> None:
+    """Run the collector (POST /api/collect) under gunicorn."""
+    port = port or settings.collector.port
+    if debug:
+        create_collector(settings).run(host="127.0.0.1", port=port, debug=True)
+        return
+    # The hooks gather every worker's Prometheus samples for /metrics (multiprocess mode).
+    # 12 threads a worker: a request holds its thread while Kafka acknowledges (the
+    # producer's linger and more), so fewer threads cap the rate below what the CPU allows.
+    _gunicorn("collector.wsgi:app", port, workers, 12, config="python:collector.gunicorn_conf", access_log=access_log)
+
+
+@click.command()
+@click.option("--port", type=int, help="default: PARALLAX_SERVING_PORT or 8000")
+@click.pass_obj
+def serve(settings: Settings, port: int | None) -> None:
+    """Run the serving layer (reports + Socket.IO) under gunicorn (one worker: rooms live in it)."""
+    _gunicorn("serving_layer.wsgi:app", port or settings.serving.port, 1, 64)
+
+
+@click.command()
+@click.option("--rebuild", is_flag=True,
+              help="move the views query's checkpoint aside and rebuild the speed views from Kafka")
+@click.pass_obj
+def speed(settings: Settings, rebuild: bool) -> None:
+    """Run the speed layer's streaming queries until interrupted."""
+    from speed_layer.job import run  # noqa: PLC0415 -- PySpark: only this command loads it
+
+    sys.exit(run(settings, rebuild=rebuild))
+
+
+@click.command()
+@click.option("--date", "day", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="the day to recompute, in each site's time zone")
+def batch(day: datetime) -> None:
+    """Recompute one day's exact views and move the batch boundary, for every site whose
+    day has ended in its zone (the DAG submits the same job)."""
+    from batch_layer.daily_views import main  # noqa: PLC0415 -- PySpark: only this command loads it
+
+    sys.exit(main(["--day", day.date().isoformat()]))

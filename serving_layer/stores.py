@@ -1,0 +1,68 @@
+"""What the serving layer reads, on one Cassandra session per process: view rows and
+boundaries for the reports facade, the sites' zones, the diagnostics."""
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+from typing import Any
+
+from cassandra.cluster import Session
+
+from infra.clients import cassandra_session
+from infra.settings import Settings
+from store.boundary import Boundaries
+from store.diagnostics import Diagnostics
+from store.registry import Registry
+from store.views import ViewReader, ViewRow
+from views.catalogue import TRAFFIC_VIEW
+
+
+class ServingStore:
+    """The reads of the reports and diagnostics routes (the reports facade's ``ViewStore``)."""
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self.session = session
+        self._views = ViewReader(session, keyspace)
+        self._boundaries = Boundaries(session, keyspace)
+        self._registry = Registry(session, keyspace)
+        self._diagnostics = Diagnostics(session, keyspace)
+
+    def site_zone(self, site: str) -> str | None:
+        """The site's IANA time zone, or None if the site is not registered."""
+        return self._registry.site_zone(site)
+
+    def boundary(self, site: str) -> datetime | None:
+        return self._boundaries.of(site)
+
+    def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime,
+             view: str = TRAFFIC_VIEW) -> list[ViewRow]:
+        return self._views.rows(table, site, granularity, start, end, view)
+
+    def drift(self, site: str, day: date) -> list[dict[str, Any]]:
+        return self._diagnostics.drift(site, day)
+
+    def dropped_late(self, day: date) -> dict[str, int]:
+        return self._diagnostics.dropped(day)
+
+
+class LazyStore:
+    """One ``ServingStore`` per process, opened on first use (not at import or fork)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._store: ServingStore | None = None
+
+    def __call__(self) -> ServingStore:
+        with self._lock:
+            if self._store is None:
+                keyspace = self._settings.cassandra.keyspace
+                self._store = ServingStore(cassandra_session(self._settings, keyspace), keyspace)
+            return self._store
+
+    def close(self) -> None:
+        """Shut the session down (its driver threads would otherwise keep reconnecting)."""
+        with self._lock:
+            if self._store is not None:
+                self._store.session.cluster.shutdown()
+                self._store = None
