@@ -15,7 +15,7 @@ PYSPARK_WHEEL := $(WHEELHOUSE)/pyspark-$(PYSPARK_VERSION)-py2.py3-none-any.whl
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BIN := $(VENV)/bin
 
-.PHONY: setup browser demo test bench stack-up stack-down clean-state
+.PHONY: setup browser demo lint unit test bench stack-up stack-down clean-state
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,17 @@ browser:
 		     $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends chromium; }; \
 	fi
 
+# The linter (ruff, pyproject.toml) and the import contracts (import-linter, setup.cfg).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+# The tests that need no stack, in seconds.
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
 # pytest exits 5 when it collected no test: that is not a failure of the suite.
-test: setup browser
+test: setup browser lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 # Benchmarks need the stack (`make stack-up`); figures go to BENCHMARKS.md by hand.

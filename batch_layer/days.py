@@ -36,7 +36,7 @@ INPUT_COLUMNS = ("site", "timezone", "visitor_id", "event_id", "type", "event_ti
 COPIES = "_copies"
 # Partitions of the day's events, clustered by site and visitor. The visitor partials'
 # aggregation keeps hundreds of thousands of keys per task at 5M events a day; smaller
-# tasks keep each task's hash map closer to the CPU caches (14% less CPU at 5M than 32).
+# tasks keep each task's hash map closer to the CPU caches (BENCHMARKS.md).
 VISITOR_PARTITIONS = 128
 # Repeated event ids (tracker retries) listed on the driver and broadcast (``deduplicated``).
 MAX_LISTED_REPEATS = 200_000

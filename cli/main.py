@@ -7,9 +7,10 @@ import logging
 import click
 
 from cli import services, sites, stack, traffic
+from cli.common import fail
 from cli.invalid import invalid
 from infra import airflow_env
-from infra.settings import Settings, load_settings
+from infra.settings import Settings, SettingsError, load_settings
 
 
 def _logging(verbose: bool) -> None:
@@ -25,7 +26,10 @@ def _logging(verbose: bool) -> None:
 def main(ctx: click.Context, verbose: bool) -> None:
     """Parallax: self-hosted real-time analytics on Kafka, Spark, Cassandra and Airflow."""
     _logging(verbose)
-    ctx.obj = load_settings()
+    try:
+        ctx.obj = load_settings()
+    except SettingsError as exc:
+        fail(exc)
     airflow_env.apply(ctx.obj)
 
 

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def to_json(value: Any) -> bytes:
-    """A record's JSON: msgspec, ~15 times cheaper than the json module; the json module for
-    what msgspec refuses (a rejected event kept as sent may hold an unpaired surrogate, which
-    only an escape can carry)."""
+    """A record's JSON: msgspec, far cheaper than the json module (BENCHMARKS.md); the json
+    module for what msgspec refuses (a rejected event kept as sent may hold an unpaired
+    surrogate, which only an escape can carry)."""
     try:
         return msgspec.json.encode(value)
     except Exception:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -195,8 +195,28 @@ class Settings(BaseModel):
                 for name in type(self).model_fields}
 
 
+class SettingsError(ValueError):
+    """A PARALLAX_* variable whose value is not what its setting takes."""
+
+
+def _variable(group: type[BaseSettings], field: str) -> str:
+    alias = group.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"{group.model_config['env_prefix']}{field}".upper()
+
+
 def load_settings() -> Settings:
-    """Read every ``PARALLAX_*`` variable now; defaults for the rest."""
-    return Settings(paths=PathSettings(), kafka=KafkaSettings(), cassandra=CassandraSettings(), spark=SparkSettings(),
-                    speed=SpeedSettings(), collector=CollectorSettings(), serving=ServingSettings(),
-                    airflow=AirflowSettings(), demo=DemoSettings())
+    """Read every ``PARALLAX_*`` variable now; defaults for the rest. A bad value raises
+    ``SettingsError`` naming the variable."""
+    groups = {name: field.annotation for name, field in Settings.model_fields.items()}
+    loaded = {}
+    for name, group in groups.items():
+        try:
+            loaded[name] = group()
+        except ValidationError as exc:
+            problems = []
+            for e in exc.errors():
+                field = str(e["loc"][0]) if e["loc"] else ""
+                variable = _variable(group, field) if field in group.model_fields else field
+                problems.append(f"{variable}={e.get('input')!r}: {e['msg']}")
+            raise SettingsError("; ".join(problems)) from None
+    return Settings(**loaded)

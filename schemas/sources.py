@@ -6,8 +6,8 @@ The collector classifies each event once, when it enriches it, and writes the re
 the event (``referrer_source``, ``utm_source``, ``utm_medium``, ``utm_campaign``); both
 Spark layers then group by those fields instead of parsing URLs again. Events archived
 before the collector did this lack the fields, and ``views.transforms`` derives them with a
-Spark expression of the same rule (``tests/test_sources.py`` holds the two to the same
-answers).
+Spark expression of the same rule (the sources tests of ``tests/unit`` and ``tests/stack``
+hold the two to the same answers).
 
 The rule:
 - **campaign**: the page's URL carries ``utm_source`` or ``gclid`` (a tagged link);
