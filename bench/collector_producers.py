@@ -107,7 +107,7 @@ def run_bare(settings: Settings, topic: str, events: int, procs: int, services: 
     """``procs`` bare producers (one per process) sending ``events`` in all, started together."""
     ctx = mp.get_context("spawn")
     ready, results, go, start = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
-    before = topic_count(settings.kafka.bootstrap, topic)
+    before = topic_count(settings, topic)
     cfgs = [{"topic": topic, "events": events // procs, "pool": 20_000, "seed": 7 + i, "window": 5_000,
              "client": client}
             for i in range(procs)]
@@ -134,7 +134,7 @@ def run_bare(settings: Settings, topic: str, events: int, procs: int, services: 
            "events_per_s": round(sent / elapsed),
            "payload_bytes": parts[0]["payload_bytes"],
            "producer_cpu_us_per_event": round(sum(p["cpu_s"] for p in parts) / sent * 1e6, 1)}
-    out["kafka_messages"] = topic_count(settings.kafka.bootstrap, topic) - before - 3 * procs  # less the warm-ups
+    out["kafka_messages"] = topic_count(settings, topic) - before - 3 * procs  # less the warm-ups
     out["nothing_missing"] = out["kafka_messages"] == sent
     out["cores"] = cores
     print(json.dumps({"run": "bare_producer", **out}), flush=True)

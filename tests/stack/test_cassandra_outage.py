@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +12,7 @@ import requests
 
 from infra import cassandra_node
 from tests.helpers import speed_totals, wait_for
+from tools.synthetic import tracker_event
 
 pytestmark = pytest.mark.stack
 UTC = timezone.utc
@@ -29,9 +29,8 @@ def test_speed_layer_waits_out_a_cassandra_outage(stack, speed_layer, collector_
         nonlocal refused
         b = 0
         while not stop_sending.is_set():
-            events = [{"event_id": str(uuid.uuid4()), "type": "pageview",
-                       "ts": int((start + timedelta(seconds=(b * 7 + i) % 90)).timestamp() * 1000),
-                       "url": f"https://example.test/o{i}", "visitor_id": f"o{b}-{i}"} for i in range(5)]
+            events = [tracker_event(int((start + timedelta(seconds=(b * 7 + i) % 90)).timestamp() * 1000),
+                                    f"https://example.test/o{i}", visitor_id=f"o{b}-{i}") for i in range(5)]
             while True:  # like the tracker: retry the same events until they are acknowledged
                 try:
                     r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": events}, timeout=30)

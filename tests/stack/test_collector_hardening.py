@@ -20,16 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra import kafka_node
 from tests.helpers import start_collector, wait_for
+from tools.synthetic import tracker_event
 
 pytestmark = pytest.mark.stack
 TEXT = {"Content-Type": "text/plain;charset=UTF-8"}  # what the tracker sends
 
 
 def ev(**over: Any) -> dict:
-    e = {"event_id": str(uuid.uuid4()), "type": "pageview", "ts": int(time.time() * 1000),
-         "url": "https://www.example.test/"}
-    e.update(over)
-    return e
+    return tracker_event(**over)
 
 
 def post(url: str, body: Any, **kwargs: Any) -> requests.Response:

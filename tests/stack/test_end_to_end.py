@@ -15,6 +15,7 @@ import socketio
 
 from infra.clients import TopicReader
 from tests.helpers import wait_for
+from tools.synthetic import tracker_event
 
 pytestmark = pytest.mark.stack
 UTC = timezone.utc
@@ -22,11 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def ev(ts: datetime, visitor: str | None, type_: str = "pageview", path: str = "/") -> dict:
-    e = {"event_id": str(uuid.uuid4()), "type": type_, "ts": int(ts.timestamp() * 1000),
-         "url": f"https://example.test{path}", "referrer": "https://search.example/?q=x"}
-    if visitor:
-        e["visitor_id"] = visitor
-    return e
+    return tracker_event(int(ts.timestamp() * 1000), f"https://example.test{path}", type_,
+                         referrer="https://search.example/?q=x", **({"visitor_id": visitor} if visitor else {}))
 
 
 def expected_hourly(events: list[dict], cookieless_id: str) -> dict[datetime, tuple[int, int]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 
 from tests.helpers import speed_totals, wait_for
+from tools.synthetic import tracker_event
 
 pytestmark = pytest.mark.stack
 UTC = timezone.utc
@@ -32,9 +32,8 @@ def test_speed_layer_restart_replays_without_double_counting(stack, speed_layer,
             if b == batches // 2:
                 killed.wait(timeout=300)
             # All in two minutes' buckets, so replayed updates hit the same rows.
-            events = [{"event_id": str(uuid.uuid4()), "type": "pageview",
-                       "ts": int((start + timedelta(seconds=(b * 10 + i) % 120)).timestamp() * 1000),
-                       "url": f"https://example.test/p{i}", "visitor_id": f"v{b}-{i}"} for i in range(10)]
+            events = [tracker_event(int((start + timedelta(seconds=(b * 10 + i) % 120)).timestamp() * 1000),
+                                    f"https://example.test/p{i}", visitor_id=f"v{b}-{i}") for i in range(10)]
             r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": events}, timeout=30)
             if r.status_code != 202:
                 failures.append(r.text)

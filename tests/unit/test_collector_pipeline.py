@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 
 import pytest
 from hypothesis import given
@@ -16,12 +15,11 @@ from collector.enrichment import Client
 from collector.ratelimit import RateLimits
 from collector.reasons import Problem, Reason, RequestRejected
 from schemas import ENRICHED_EVENT_FIELDS
+from tools.synthetic import tracker_event
 
 
 def event(**over):
-    e = {"event_id": str(uuid.uuid4()), "type": "pageview", "ts": 1_763_800_000_000, "url": "https://a.test/x?y=1"}
-    e.update(over)
-    return e
+    return tracker_event(**{"ts": 1_763_800_000_000, "url": "https://a.test/x?y=1", **over})
 
 
 @pytest.mark.parametrize("body, reason, status", [
