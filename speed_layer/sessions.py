@@ -23,6 +23,8 @@ class SpeedSessionSink:
 
     def __init__(self, sums: SessionSums, writes: ViewWrites) -> None:
         self.sums, self.writes = sums, writes
+        sums.prepare()  # now, while Cassandra answers (store.cql.Tables)
+        writes.prepare(SPEED_TABLE, "session")
 
     def stored_sums(self, added: list[dict[str, Any]]) -> dict[Key, dict[str, Any]]:
         """The running sums of the minutes ``added`` touches (and of those between them)."""

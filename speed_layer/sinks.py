@@ -47,6 +47,7 @@ class SpeedViewSink:
     def __init__(self, writes: ViewWrites, producer: KafkaProducer, live_topic: str) -> None:
         """``producer`` serializes values to JSON (``infra.clients.json_bytes``)."""
         self.writes, self.producer, self.live_topic = writes, producer, live_topic
+        writes.prepare(SPEED_TABLE, "event")  # now, while Cassandra answers (store.cql.Tables)
 
     def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
         rows = [r.asDict() for r in batch_df.collect()]

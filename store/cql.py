@@ -24,6 +24,8 @@ class Tables:
         self._prepared: dict[str, PreparedStatement] = {}
 
     def statement(self, cql: str) -> PreparedStatement:
+        """``cql`` prepared (once). Preparing needs Cassandra: a stream prepares its statements
+        when it starts, so that a later outage only delays its writes (``retrying``)."""
         if cql not in self._prepared:
             self._prepared[cql] = self.session.prepare(cql.format(ks=self.keyspace))
         return self._prepared[cql]

@@ -68,6 +68,9 @@ def view_params(row: Mapping[str, Any], granularity: str, now: datetime, kind: s
 class ViewWrites(Tables):
     """Upserts of view rows into either view table, a partition's rows in unlogged batches."""
 
+    def prepare(self, table: str, kind: str) -> None:
+        self.statement(upsert_cql("{ks}", table, kind))
+
     def write(self, table: str, kind: str, granularity: str, rows: Iterable[Mapping[str, Any]], now: datetime, *,
               attempts: int | None = 30) -> int:
         """Upsert the ``kind`` columns of view ``rows`` of one granularity; returns how many.
@@ -120,21 +123,26 @@ SUMS_COLUMNS = ("site", "period", "bucket", "view_name", "dim", *SESSION_COLUMNS
 
 class SessionSums(Tables):
     """``speed_session_sums``: per (site, minute, view, dim), the session measures the
-    sessions query closed so far, with the micro-batch they include."""
+    sessions query closed so far, with the micro-batch they include. Read and written for as
+    long as Cassandra is away: a stream has nothing better to do."""
+
+    READ = (f"SELECT site, bucket, view_name, dim, {', '.join(SESSION_COLUMNS)}, query_id, through_batch "
+            "FROM {ks}.speed_session_sums WHERE site = ? AND period = ? AND bucket >= ? AND bucket < ?")
+    WRITE = (f"INSERT INTO {{ks}}.speed_session_sums ({', '.join(SUMS_COLUMNS)}) "
+             f"VALUES ({', '.join('?' for _ in SUMS_COLUMNS)})")
+
+    def prepare(self) -> None:
+        self.statement(self.READ)
+        self.statement(self.WRITE)
 
     def read(self, site: str, period: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-        """The sums of buckets in [start, end) of one (site, UTC day) partition; retried for
-        as long as Cassandra is away (a stream has nothing better to do)."""
-        cql = (f"SELECT site, bucket, view_name, dim, {', '.join(SESSION_COLUMNS)}, query_id, through_batch "
-               "FROM {ks}.speed_session_sums WHERE site = ? AND period = ? AND bucket >= ? AND bucket < ?")
-        rows = retrying(lambda: list(self.execute(cql, (site, period, start, end))), "read of speed session sums",
-                        attempts=None)
+        """The sums of buckets in [start, end) of one (site, UTC day) partition."""
+        rows = retrying(lambda: list(self.execute(self.READ, (site, period, start, end))),
+                        "read of speed session sums", attempts=None)
         return [r._asdict() for r in rows]
 
     def write(self, sums: Iterable[Mapping[str, Any]]) -> int:
-        cql = (f"INSERT INTO {{ks}}.speed_session_sums ({', '.join(SUMS_COLUMNS)}) "
-               f"VALUES ({', '.join('?' for _ in SUMS_COLUMNS)})")
         params = ((r["site"], period_key("minute", r["bucket"]), r["bucket"], r["view_name"], r["dim"],
                    *(r[c] for c in SESSION_COLUMNS), r["query_id"], r["through_batch"]) for r in sums)
-        return upsert(self.session, self.statement(cql), params, attempts=None,
+        return upsert(self.session, self.statement(self.WRITE), params, attempts=None,
                       partition_of=lambda p: p[:2])  # (site, period)
