@@ -59,7 +59,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.collector_load import BATCH, DOMAIN, SITE, USER_AGENT, make_batches, run_load
 from bench.collector_producers import run_bare, topic_count
-from bench.common import service_processes
+from bench.common import machine, service_processes
 from collector import events
 from collector.app import create_app
 from collector.enrichment import describe_client
@@ -299,13 +299,13 @@ def main() -> None:
     results["machine"] = {"cores": os.cpu_count(), "memory_gib": round(mem, 1), "platform": platform.platform()}
     results["versions"] = versions(settings)
     print(json.dumps({"run": "summary", **results}), flush=True)
-    report(results, mem)
+    report(results)
 
 
-def report(results: dict[str, Any], mem: float) -> None:
+def report(results: dict[str, Any]) -> None:
     """Markdown tables for BENCHMARKS.md."""
     bare = results["bare"][0]
-    print(f"\nmachine: {os.cpu_count()} cores, {mem:.0f} GiB, {platform.platform()}; "
+    print(f"\nmachine: {machine()}; "
           + ", ".join(f"{k} {v}" for k, v in results["versions"].items()))
     print(f"command: {results['command']}\n")
     print("| collector | events/s accepted (saturated) | requests/s | p50 / p99 saturated | "

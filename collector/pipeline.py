@@ -67,10 +67,14 @@ def limit_address(intake: Intake, res: Resources) -> None:
         raise _too_many(exceeded)
 
 
+def body_too_large(limit: int) -> RequestRejected:
+    return RequestRejected(Reason.BODY_TOO_LARGE, f"request body larger than {limit} bytes", 413)
+
+
 def parse(intake: Intake, res: Resources) -> None:
     body, limit = intake.read_body(), res.settings.collector.max_body_bytes
     if len(body) > limit:
-        raise RequestRejected(Reason.BODY_TOO_LARGE, f"request body larger than {limit} bytes", 413)
+        raise body_too_large(limit)
     intake.batch = events.parse(body, res.settings.collector.max_events_per_request)
 
 

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from collector import cors, metrics, pipeline
 from collector.assets import TRACKER, StaticAsset
-from collector.reasons import Reason, RequestRejected
+from collector.reasons import RequestRejected
 from collector.resources import Resources
 
 COLLECT = "/api/collect"
@@ -100,8 +100,7 @@ def prometheus_metrics() -> Response:
 
 def body_too_large(_exc: Exception | None = None) -> Response:
     """werkzeug stopped reading a body over the limit (``MAX_CONTENT_LENGTH``)."""
-    limit = resources().settings.collector.max_body_bytes
-    refused = RequestRejected(Reason.BODY_TOO_LARGE, f"request body larger than {limit} bytes", 413)
+    refused = pipeline.body_too_large(resources().settings.collector.max_body_bytes)
     metrics.count_refused(refused.reason)
     return refusal(refused)
 

@@ -90,31 +90,28 @@ class SpeedQueries:
             .start()
         )
 
-    def start_views(self, goals: tuple[Goal, ...]) -> StreamingQuery:
-        """The views query. Goals only change the expression before the aggregation, not
-        its state, so a restart with new goals resumes from the same checkpoint."""
+    def _start_stateful(self, query: str, frame: DataFrame, mode: str, sink: Sink) -> StreamingQuery:
+        """A stateful query: its versioned checkpoint, the speed trigger, a sink per micro-batch."""
         s = self.settings
         return (
-            speed_view_frame(self._kafka("speed_views"), s.speed.watermark, goals)
-            .writeStream.queryName("speed_views")
-            .outputMode("update")
-            .foreachBatch(self.view_sink)
-            .option("checkpointLocation", str(query_checkpoint(s.paths.checkpoint_dir, "speed_views")))
+            frame.writeStream.queryName(query)
+            .outputMode(mode)
+            .foreachBatch(sink)
+            .option("checkpointLocation", str(query_checkpoint(s.paths.checkpoint_dir, query)))
             .trigger(processingTime=s.speed.trigger)
             .start()
         )
 
+    def start_views(self, goals: tuple[Goal, ...]) -> StreamingQuery:
+        """The views query. Goals only change the expression before the aggregation, not
+        its state, so a restart with new goals resumes from the same checkpoint."""
+        frame = speed_view_frame(self._kafka("speed_views"), self.settings.speed.watermark, goals)
+        return self._start_stateful("speed_views", frame, "update", self.view_sink)
+
     def start_sessions(self) -> StreamingQuery:
         s = self.settings
-        return (
-            speed_session_frame(self._kafka("speed_sessions"), s.speed.watermark, s.spark.session_gap)
-            .writeStream.queryName("speed_sessions")
-            .outputMode("append")
-            .foreachBatch(self.session_sink)
-            .option("checkpointLocation", str(query_checkpoint(s.paths.checkpoint_dir, "speed_sessions")))
-            .trigger(processingTime=s.speed.trigger)
-            .start()
-        )
+        frame = speed_session_frame(self._kafka("speed_sessions"), s.speed.watermark, s.spark.session_gap)
+        return self._start_stateful("speed_sessions", frame, "append", self.session_sink)
 
     def start_all(self, goals: tuple[Goal, ...]) -> dict[str, StreamingQuery]:
         return {"archive": self.start_archive(), "views": self.start_views(goals), "sessions": self.start_sessions()}
