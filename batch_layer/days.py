@@ -11,16 +11,18 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from schemas.sources import SOURCE_FIELDS
+from schemas.sources import RULE_VERSION, SOURCE_FIELDS
 from views.catalogue import BREAKDOWN_GRANULARITIES
 from views.goals import Goal
 from views.transforms import (
     COUNT_COLUMNS,
+    is_stale,
     local_date,
     session_rows,
     views,
     views_from_partials,
     visitor_partials,
+    with_acquisition,
     with_bucket,
     with_dimensions,
     with_type_code,
@@ -42,16 +44,19 @@ VISITOR_PARTITIONS = 128
 MAX_LISTED_REPEATS = 200_000
 
 
-def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str]) -> DataFrame | None:
+def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str],
+              domains: dict[str, frozenset[str]] | None = None) -> DataFrame | None:
     """The events that happened from day ``first`` to day ``last`` (inclusive) in their
-    site's time zone, with a ``timezone`` column; None if nothing was archived yet.
-    ``sites`` maps site -> IANA zone."""
+    site's time zone, with ``timezone`` and ``domains`` (the site's registered domains)
+    columns; None if nothing was archived yet. ``sites`` maps site -> IANA zone."""
     if not (Path(master_dir) / "_spark_metadata").exists() and not any(Path(master_dir).glob("date=*")):
         return None
     # Zones are within ±14 h of UTC: local days lie within the UTC dates a day either side.
     dates = [first + timedelta(days=i) for i in range(-1, (last - first).days + 2)]
-    # The join keeps only ``sites``' events and gives each its site's zone.
-    zones = spark.createDataFrame(list(sites.items()), "site STRING, timezone STRING")
+    # The join keeps only ``sites``' events and gives each its site's zone and domains.
+    domains = domains or {}
+    zones = spark.createDataFrame([(site, tz, sorted(domains.get(site, ()))) for site, tz in sites.items()],
+                                  "site STRING, timezone STRING, domains ARRAY<STRING>")
     # Reading the root lets Spark use the streaming sink's commit log (only committed files).
     events = (
         # mergeSchema: files archived before a schema change lack its new columns (null there).
@@ -59,6 +64,19 @@ def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sit
         .join(F.broadcast(zones), "site")
     )
     return events.where(local_date(events).between(F.lit(first), F.lit(last)))
+
+
+def classified(events: DataFrame) -> DataFrame:
+    """``events`` with the acquisition fields of the current rule: events classified by an
+    older rule, or archived before the collector classified, are classified again from
+    their stored URL and referrer (``views.transforms.with_acquisition``). Most days have
+    none: one look at the stamps (a column Parquet can skip through) saves the rule's
+    Python workers a pass over every event."""
+    if not events.where(is_stale(events.columns)).limit(1).collect():
+        return events
+    log.info("some events carry no acquisition stamp or an older one than rule %s: classifying those again",
+             RULE_VERSION)
+    return with_acquisition(events)
 
 
 def deduplicated(events: DataFrame, max_listed: int = MAX_LISTED_REPEATS) -> DataFrame:

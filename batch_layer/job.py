@@ -20,7 +20,7 @@ from cassandra.cluster import Session
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from batch_layer.days import COPIES, day_sessions, day_views, deduplicated, read_days, session_span
+from batch_layer.days import COPIES, classified, day_sessions, day_views, deduplicated, read_days, session_span
 from batch_layer.drift import record_drift
 from batch_layer.writer import ViewWriter
 from store.boundary import Boundaries
@@ -42,14 +42,15 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
         return {}
     bounds = {site: local_day_bounds(day, tz) for site, tz in sites.items()}
     # One read serves the day's event views and the sessions of the day and the day before.
-    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites)
+    domains = {row.site: frozenset(row.domains or ()) for row in Registry(session, keyspace).sites()}
+    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites, domains)
     per_site: dict[str, tuple[int, int]] = {}
     if events is None:
         log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
     else:
         t0 = time.perf_counter()
         # Kept: the event views and the sessions aggregate the same deduplicated frame.
-        archive = deduplicated(events.where(session_span(day, session_gap))).cache()
+        archive = deduplicated(classified(events.where(session_span(day, session_gap)))).cache()
         day_events = archive.where(local_date(archive) == F.lit(day))
         per_site = {r["site"]: (int(r["copies"]), int(r["copies"]) - int(r["unique"])) for r in
                     day_events.groupBy("site").agg(F.sum(COPIES).alias("copies"), F.count(F.lit(1)).alias("unique"))

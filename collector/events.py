@@ -54,6 +54,8 @@ class Context:
     client: Client
     max_skew_ms: int
     late_after_ms: int
+    # The site's registered domains: a referrer from them or their subdomains is Internal.
+    domains: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -215,7 +217,8 @@ def visitor_id(salt: bytes, site: str, ip: str, user_agent: str) -> str:
 
 
 def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent: str, received_at: int,
-           client: Client | None = None, cookieless_id: str | None = None) -> dict[str, Any]:
+           client: Client | None = None, cookieless_id: str | None = None,
+           domains: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The enriched event written to Kafka `events` (see ``schemas.ENRICHED_EVENT_DDL``).
     The IP and the User-Agent go into the visitor id and ``client`` (the request's device,
     browser, OS and country; worked out from them, without a country, when not given)
@@ -237,7 +240,7 @@ def enrich(event: dict[str, Any], site: str, *, salt: bytes, ip: str, user_agent
         "name": event.get("name"),
         "props": _string_props(event.get("props")),
         **client.fields(),
-        **source_fields(event["url"], referrer),
+        **source_fields(event["url"], referrer, domains),
     }
 
 
@@ -286,7 +289,8 @@ def process(events: list[Any], ctx: Context) -> Processed:
         enriched = None
         if problem is None:
             enriched = enrich(event, ctx.site, salt=ctx.salt, ip=ctx.ip, user_agent=ctx.user_agent,
-                              received_at=ctx.received_at, client=ctx.client, cookieless_id=cookieless)
+                              received_at=ctx.received_at, client=ctx.client, cookieless_id=cookieless,
+                              domains=ctx.domains)
             problem = filter_event(enriched, ctx)
         if problem is not None:
             out.rejected.append(Rejection(index, event, problem.reason, problem.errors))

@@ -114,7 +114,8 @@ def process(intake: Intake, res: Resources) -> None:
     intake.context = ctx = Context(
         site=intake.batch.site, received_at=intake.received_at, salt=intake.salt, ip=intake.ip,
         user_agent=intake.user_agent, client=describe_client(intake.ip, intake.user_agent, res.countries),
-        max_skew_ms=int(c.max_clock_skew_s * 1000), late_after_ms=int(c.late_after_s * 1000))
+        max_skew_ms=int(c.max_clock_skew_s * 1000), late_after_ms=int(c.late_after_s * 1000),
+        domains=intake.domains or frozenset())
     intake.processed = events.process(intake.batch.events, ctx)
 
 

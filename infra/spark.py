@@ -24,7 +24,9 @@ DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 # The environment of Spark's JVM. Its own address lookup runs before any conf applies:
 # without this it picks the host's outward interface and warns about it (nothing binds
 # there; spark.driver.bindAddress rules). The nightly DAG gives spark-submit the same.
-SPARK_ENV = {"SPARK_LOCAL_IP": "127.0.0.1"}
+# Python workers (the acquisition rule runs in them) use this environment's Python, which
+# has Parallax and its dependencies installed (PySpark reads it from the environment only).
+SPARK_ENV = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
 # Set by spark-submit for the Python driver it starts, not by PySpark's own launcher.
 _SUBMITTED = "PYSPARK_GATEWAY_PORT"
 
@@ -95,11 +97,17 @@ def submit_conf(settings: Settings) -> dict[str, str]:
     return {**conf, "spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
 
 
+def apply_spark_env() -> None:
+    """``SPARK_ENV`` in this process's environment (where not set), for the JVM and the
+    Python workers a session about to start launches."""
+    for key, value in SPARK_ENV.items():
+        os.environ.setdefault(key, value)
+
+
 def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False, batch: bool = False) -> SparkSession:
     from pyspark.sql import SparkSession  # noqa: PLC0415 -- PySpark: infra is imported by light processes too
 
-    for key, value in SPARK_ENV.items():
-        os.environ.setdefault(key, value)
+    apply_spark_env()
     builder = SparkSession.builder.appName(app_name)
     conf = session_conf(settings, with_kafka=with_kafka, batch=batch)
     if os.environ.get(_SUBMITTED):

@@ -25,9 +25,10 @@ ENRICHED_EVENT_DDL = (
     "name STRING, props MAP<STRING, STRING>, "
     # Filled in by the collector's enrichment; null in events archived before it existed.
     "country STRING, device STRING, browser STRING, os STRING, "
-    # Where the visit came from (schemas.sources), classified by the collector; null in
-    # events archived before it did (the views then apply the same rule themselves).
-    "referrer_source STRING, utm_source STRING, utm_medium STRING, utm_campaign STRING"
+    # Where the visit came from (schemas.sources), classified by the collector and stamped
+    # with the rule's version; the batch layer classifies again events whose stamp is not
+    # the current rule's (null in events archived before the collector classified).
+    "channel STRING, source STRING, utm_source STRING, utm_medium STRING, utm_campaign STRING, source_rule STRING"
 )
 # Each field's "name TYPE": split at the top-level commas (not the one in MAP<..., ...>).
 _ENRICHED_EVENT_COLUMNS = tuple(re.split(r",\s(?=\w+ [A-Z])", ENRICHED_EVENT_DDL))

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from store.views import MEASURE_COLUMNS
 from views.catalogue import (
     CONVERSION_MEASURES,
+    DIMENSION_ALIASES,
     DIMENSIONS,
     GOAL_VIEW,
     GRANULARITIES,
@@ -172,7 +173,11 @@ def breakdown_report(store: ViewStore, site: str, dimension: str, metrics: list[
 
     Session dimensions (entry and exit pages) take session measures; the others event
     measures. The goal breakdown adds conversions and conversion_rate (visitors who
-    converted over all the site's visitors in the range)."""
+    converted over all the site's visitors in the range). A former dimension name
+    (``DIMENSION_ALIASES``) answers as its replacement, with a deprecation notice."""
+    deprecated = None
+    if dimension in DIMENSION_ALIASES:
+        dimension, deprecated = DIMENSION_ALIASES[dimension]
     if not is_breakdown_view(dimension):
         raise ReportError(f"unknown dimension {dimension!r}; use one of {', '.join(DIMENSIONS)} or prop:<key>")
     goal = dimension == GOAL_VIEW
@@ -230,6 +235,7 @@ def breakdown_report(store: ViewStore, site: str, dimension: str, metrics: list[
         "metrics": metrics,
         "rows": [{"value": v, **vals} for v, vals in top],
         "other": other,
+        **({"deprecated": deprecated} if deprecated else {}),
     }
 
 

@@ -1,5 +1,9 @@
 """Test data the unit and the stack tests share: user agents of real browsers and bots,
-and the referrer cases of the sources rule."""
+and the acquisition cases of the channel rule."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
                   "Chrome/131.0.0.0 Safari/537.36")
@@ -12,29 +16,37 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 GOOGLEBOT_SMARTPHONE = ("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
                         "Chrome/131.0.6778.69 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
 
-PAGE = "https://shop.test/pricing"
-UNTAGGED = ("(none)", "(none)", "(none)")  # utm_source, utm_medium, utm_campaign
-# (url, referrer, referrer source, utm_source, utm_medium, utm_campaign)
-SOURCE_CASES = [
-    (PAGE, None, "direct", *UNTAGGED),
-    (PAGE, "", "direct", *UNTAGGED),
-    (PAGE, "https://shop.test/", "internal", *UNTAGGED),
-    (PAGE, "https://SHOP.test:443/cart", "internal", *UNTAGGED),
-    (PAGE, "https://www.google.com/search?q=x", "search", *UNTAGGED),
-    (PAGE, "https://www.google.co.uk/", "search", *UNTAGGED),
-    (PAGE, "https://duckduckgo.com/", "search", *UNTAGGED),
-    (PAGE, "https://notduckduckgo.com/", "other sites", *UNTAGGED),
-    (PAGE, "https://t.co/abc", "social", *UNTAGGED),
-    (PAGE, "https://old.reddit.com/r/x", "social", *UNTAGGED),
-    (PAGE, "https://mastodon.social/@x", "social", *UNTAGGED),
-    (PAGE, "https://blog.example.org/post", "other sites", *UNTAGGED),
-    (PAGE, "android-app://com.slack/", "other sites", *UNTAGGED),
-    (PAGE + "?utm_source=news&utm_medium=email&utm_campaign=bf", "https://www.google.com/",
-     "campaign", "news", "email", "bf"),
-    (PAGE + "?gclid=abc", None, "campaign", *UNTAGGED),
-    (PAGE + "?utm_campaign=spring%20sale&utm_source=a+b", None, "campaign", "a b", "(none)", "spring sale"),
-    (PAGE + "?utm_source=first&utm_source=second", None, "campaign", "first", "(none)", "(none)"),
-    (PAGE + "?utm_source=&utm_medium=cpc", "https://bing.com/", "search", "(none)", "cpc", "(none)"),
-    (PAGE + "?x=1#utm_source=fragment", None, "direct", *UNTAGGED),
-    (PAGE + "?xutm_source=no", None, "direct", *UNTAGGED),
-]
+# The acquisition cases (tests/cases/channels.tsv): real referrers and landing URLs, with the
+# channel, source and UTM tags README's "Acquisition channels" gives them.
+CHANNEL_CASES_FILE = Path(__file__).resolve().parent / "cases" / "channels.tsv"
+
+
+@dataclass(frozen=True)
+class ChannelCase:
+    url: str
+    referrer: str | None
+    domains: tuple[str, ...]
+    channel: str
+    source: str
+    utm_source: str
+    utm_medium: str
+    utm_campaign: str
+    note: str
+
+    @property
+    def expected(self) -> tuple[str, str, str, str, str]:
+        return self.channel, self.source, self.utm_source, self.utm_medium, self.utm_campaign
+
+
+def channel_cases() -> list[ChannelCase]:
+    lines = CHANNEL_CASES_FILE.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    assert header == ["url", "referrer", "domains", "channel", "source", "utm_source", "utm_medium", "utm_campaign",
+                      "note"], header
+    out = []
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        url, referrer, domains, *rest = line.split("\t")
+        out.append(ChannelCase(url, referrer or None, tuple(d for d in domains.split(",") if d), *rest))
+    return out

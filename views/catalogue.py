@@ -107,8 +107,10 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("page", "the page path"),
         Dimension("entry_page", "the first page of the session", "session"),
         Dimension("exit_page", "the last page of the session", "session"),
-        Dimension("referrer_source", "where the event's page was reached from: search, social, campaign, "
-                                     "direct, internal (another page of the site) or other sites"),
+        Dimension("channel", "the kind of traffic the visit came from, GA4's default channel group plus Internal "
+                             "and AI Assistants (README: Acquisition channels)"),
+        Dimension("source", "who sent the visit: a search engine, social network, ... by name (Google), a "
+                            "tagged utm_source, a referring site's host, or Direct"),
         Dimension("utm_source", "utm_source of the page URL"),
         Dimension("utm_medium", "utm_medium of the page URL"),
         Dimension("utm_campaign", "utm_campaign of the page URL"),
@@ -122,6 +124,12 @@ DIMENSIONS: dict[str, Dimension] = {
     )
 }
 SESSION_DIMENSIONS = tuple(d.name for d in DIMENSIONS.values() if d.source == "session")
+# Former dimension names the reports still answer, for one release: name -> (the dimension
+# that replaced it, what to tell the caller).
+DIMENSION_ALIASES: dict[str, tuple[str, str]] = {
+    "referrer_source": ("channel", "'referrer_source' is replaced by 'channel' (the kind of traffic) and 'source' "
+                                   "(who sent it); it answers as 'channel' until the next release"),
+}
 # Custom properties: one breakdown view per property key, named "prop:<key>".
 PROPERTY_VIEW_PREFIX = "prop:"
 OTHER_VALUE = "(other)"

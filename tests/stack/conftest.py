@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from infra.settings import load_settings
-from infra.spark import session_conf
+from infra.spark import apply_spark_env, session_conf
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +16,7 @@ def spark() -> Iterator[SparkSession]:
     # The project's own settings (state store, UTC, aggregation thresholds), sized for tests.
     conf = {**session_conf(load_settings(), with_kafka=False), "spark.master": "local[1]",
             "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2"}
+    apply_spark_env()
     builder = SparkSession.builder.appName("parallax-tests")
     for key, value in conf.items():
         builder = builder.config(key, value)

@@ -8,6 +8,7 @@ import json
 import requests
 
 from schemas import ENRICHED_EVENT_FIELDS
+from schemas.sources import RULE_VERSION
 from tests.helpers import start_collector, wait_for
 from tests.samples import ANDROID_TABLET, GOOGLEBOT
 from tools.synthetic import tracker_event
@@ -21,8 +22,11 @@ def _event() -> dict:
 
 def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collector_url, new_site, events_tail):
     site = new_site("enrich")
-    people, bots = [_event(), _event()], [_event()]
-    people[1].update(url="https://a.test/p?utm_source=news&utm_campaign=fall%20sale", referrer="https://www.bing.com/")
+    people, bots = [_event(), _event(), _event()], [_event()]
+    people[1].update(url="https://a.test/p?utm_source=news&UTM_MEDIUM=email&utm_campaign=fall%20sale",
+                     referrer="https://www.bing.com/")
+    # the page is on another host, the referrer on a subdomain of the site's registered domain
+    people[2].update(referrer="https://blog.example.test/post")
     # An X-Forwarded-For header is anyone's to send: the collector takes the peer's
     # address (127.0.0.1 here, no country), not the header's French one.
     spoofed = "90.0.0.1"
@@ -45,9 +49,12 @@ def test_collected_events_arrive_enriched_without_ip_or_user_agent(stack, collec
         assert set(event) == ENRICHED_FIELDS
         for leak in (b"127.0.0.1", spoofed.encode(), ANDROID_TABLET.encode(), b"SM-X200"):
             assert leak not in raw
-    sources = [tuple(arrived[e["event_id"]][0][f] for f in ("referrer_source", "utm_source", "utm_medium",
+    sources = [tuple(arrived[e["event_id"]][0][f] for f in ("channel", "source", "utm_source", "utm_medium",
                                                               "utm_campaign")) for e in people]
-    assert sources == [("direct", "(none)", "(none)", "(none)"), ("campaign", "news", "(none)", "fall sale")]
+    assert sources == [("Direct", "Direct", "(none)", "(none)", "(none)"),
+                       ("Email", "news", "news", "email", "fall sale"),
+                       ("Internal", "blog.example.test", "(none)", "(none)", "(none)")]
+    assert {arrived[e["event_id"]][0]["source_rule"] for e in people} == {RULE_VERSION}
     event, raw = arrived[bots[0]["event_id"]]
     assert (event["device"], event["browser"]) == ("bot", "Googlebot")  # marked, not dropped
     assert b"Googlebot/2.1" not in raw and b"127.0.0.1" not in raw

@@ -165,8 +165,8 @@ BOTS = (
 
 @dataclass(frozen=True)
 class Source:
-    """Where a landing page was reached from (``views.transforms.referrer_source``'s
-    categories): a referrer URL, UTM parameters on the landing URL, or neither (direct)."""
+    """Where a landing page was reached from (roughly the channels of ``schemas.sources``):
+    a referrer URL, UTM parameters on the landing URL, or neither (direct)."""
     kind: str
     referrers: tuple[str, ...] = ()
     utm: tuple[tuple[tuple[str, str], ...], ...] = ()
@@ -179,6 +179,10 @@ SOURCES = (
                       "https://duckduckgo.com/", "https://www.ecosia.org/search?q=lambda+architecture"), weight=30),
     Source("social", ("https://t.co/x1Yz9", "https://news.ycombinator.com/", "https://www.reddit.com/r/dataengineering/",
                       "https://www.linkedin.com/feed/", "https://www.facebook.com/", "https://bsky.app/"), weight=15),
+    Source("video", ("https://www.youtube.com/", "https://m.youtube.com/"), weight=3),
+    Source("email", ("https://mail.google.com/", "android-app://com.google.android.gm/", "https://outlook.live.com/"),
+           weight=3),
+    Source("ai assistants", ("https://chatgpt.com/", "https://www.perplexity.ai/"), weight=2),
     Source("other sites", ("https://partner.example.org/links", "https://awesome-analytics.example.net/",
                            "https://weekly.example.io/issue/142"), weight=10),
     # Campaign visits: some come with a referrer, newsletter readers (mail clients) without.

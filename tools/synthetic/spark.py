@@ -5,8 +5,9 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from schemas.sources import NONE_VALUE, UTM_FIELDS
-from views.transforms import query_param, referrer_source
+from schemas.sources import RULE_VERSION
+from views.transforms import acquisition
+from views.transforms.channels import ACQUISITION_FIELDS
 
 COUNTRIES = ("FR", "US", "DE", "IN")
 DEVICES = ("desktop", "mobile", "tablet")
@@ -17,14 +18,20 @@ def _pick(values: tuple[str, ...], key: Column, salt: int) -> Column:
 
 
 def event_json(*, site: Column, kind: Column, ts: Column, url: Column, path: Column, referrer: Column,
-               visitor_id: Column, client_key: Column, element_hash: Column, collector_fields: bool = True) -> Column:
+               visitor_id: Column, client_key: Column, element_hash: Column, collector_fields: bool = True,
+               acquisition_fields: bool = True) -> Column:
     """An enriched event's JSON, as the collector writes it to Kafka `events`: a fresh
     event_id; a custom event is named "signup"; clicks and impressions mark element el0-el4
     (by ``element_hash``); the client's country and device are drawn by ``client_key``, on
-    Firefox and Linux; where the visit came from follows the views' own rule (which gives
-    the collector's answers). ``collector_fields``: also received_at and schema_version."""
-    sources = [referrer_source(url, referrer).alias("referrer_source"),
-               *(F.coalesce(query_param(url, name), F.lit(NONE_VALUE)).alias(name) for name in UTM_FIELDS)]
+    Firefox and Linux; where the visit came from is the collector's rule (run by Spark), on
+    a site with no registered domain. ``collector_fields``: also received_at and
+    schema_version. ``acquisition_fields``: False for events as archived before the
+    collector classified them (the batch layer then does)."""
+    sources = []
+    if acquisition_fields:
+        acquired = acquisition(url, referrer, F.lit(None).cast("array<string>"))
+        sources = [*(acquired[name].alias(name) for name in ACQUISITION_FIELDS),
+                   F.lit(RULE_VERSION).alias("source_rule")]
     return F.to_json(F.struct(
         F.expr("uuid()").alias("event_id"), site.alias("site"), kind.alias("type"), ts.alias("ts"), url.alias("url"),
         path.alias("path"), referrer.alias("referrer"), visitor_id.alias("visitor_id"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from schemas.sources import NONE_VALUE, SOURCE_FIELDS, UTM_FIELDS
+from schemas.sources import NONE_VALUE
 from views.catalogue import DIMENSIONS, GOAL_VIEW, SESSION_DIMENSIONS
-from views.transforms.referrers import referrer_class, referrer_parts, utm
+from views.transforms.channels import ACQUISITION_FIELDS
 
 
 def dim_column(name: str) -> str:
@@ -27,23 +27,13 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     """The value of every event dimension of the catalogue, as one column each (``dim_<name>``).
 
     Derived once per event (URL parsing is the costly part): the batch layer derives them
-    in its hour aggregation and rolls the days up from that.
+    in its hour aggregation and rolls the days up from that. Where the visit came from is
+    the event's acquisition fields as they are ("(none)" where missing): the batch layer
+    brings stale ones up to date first (``views.transforms.channels.with_acquisition``).
     """
-    # Where the visit came from: the collector's classification (schemas.sources); for
-    # events archived before it classified, the same rule in Spark, parsed only for them.
-    collected = all(field in events.columns for field in SOURCE_FIELDS)
-    legacy = F.col("referrer_source").isNull() if collected else F.lit(True)
-    parts = {f"_referrer_{name}": F.when(legacy, part)
-             for name, part in referrer_parts(F.col("url"), F.col("referrer")).items()}
-    sources = {
-        "referrer_source": referrer_class(**{name.removeprefix("_referrer_"): F.col(name) for name in parts}),
-        **{name: utm(name) for name in UTM_FIELDS},
-    }
-    if collected:
-        sources = {name: F.when(legacy, expr).otherwise(F.col(name)) for name, expr in sources.items()}
     fixed = {
         "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
-        **sources,
+        **{name: _enriched(events, name) for name in ACQUISITION_FIELDS},
         "country": _enriched(events, "country"),
         "device": _enriched(events, "device"),
         "browser": _enriched(events, "browser"),
@@ -52,7 +42,4 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     }
     assert set(fixed) == set(DIMENSIONS) - set(CONDITIONAL_DIMENSIONS) - set(SESSION_DIMENSIONS), \
         "every event dimension of the catalogue has its expression here"
-    # The parts are a projection of their own, which Spark keeps (it does not inline an
-    # expression used more than once), so each is computed once per event.
-    with_parts = events.select("*", *(part.alias(name) for name, part in parts.items()))
-    return with_parts.select("*", *(expr.alias(dim_column(name)) for name, expr in fixed.items())).drop(*parts)
+    return events.select("*", *(expr.alias(dim_column(name)) for name, expr in fixed.items()))
