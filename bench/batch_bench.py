@@ -169,7 +169,8 @@ def main() -> None:
           "| ratio |")
     print("|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['events']:,} | {r['spark_s']} s | {r['duckdb_s']} s | {r['ratio']}x |")
+        duck = (f"{r['duckdb_s']} s", f"{r['ratio']}x") if r["duckdb_s"] is not None else ("-", "-")
+        print(f"| {r['events']:,} | {r['spark_s']} s | {duck[0]} | {duck[1]} |")
 
 
 if __name__ == "__main__":
