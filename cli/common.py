@@ -10,6 +10,7 @@ import click
 
 from infra.clients import cassandra_session
 from infra.settings import Settings
+from store.accounts import Accounts
 from store.registry import Registry
 
 
@@ -24,5 +25,15 @@ def registry(settings: Settings) -> Iterator[Registry]:
     session = cassandra_session(settings, settings.cassandra.keyspace)
     try:
         yield Registry(session, settings.cassandra.keyspace)
+    finally:
+        session.cluster.shutdown()
+
+
+@contextmanager
+def accounts(settings: Settings) -> Iterator[Accounts]:
+    """The users, memberships and tokens, on a session shut down afterwards."""
+    session = cassandra_session(settings, settings.cassandra.keyspace)
+    try:
+        yield Accounts(session, settings.cassandra.keyspace)
     finally:
         session.cluster.shutdown()

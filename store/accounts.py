@@ -1,0 +1,245 @@
+"""Accounts of the serving layer: users (argon2id password hashes), their site memberships
+and roles, and API tokens (stored as hashes, shown once). No user exists until one is
+added (`parallax user add`), and no default password exists anywhere."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from store.cql import Tables
+
+# Roles on a site; admins (a user flag) see and manage every site.
+ANALYST, VIEWER = "analyst", "viewer"
+ROLES = (ANALYST, VIEWER)
+MIN_PASSWORD_CHARS = 12
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+# A token: a prefix that says what it is (and lets secret scanners find leaked ones), then
+# 256 random bits.
+TOKEN_PREFIX = "plx_"
+_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) parameters
+# Verified against when the user is unknown, so that an unknown email and a wrong password
+# cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """A request on accounts that cannot be honoured, in words for the person asking."""
+
+
+@dataclass(frozen=True)
+class User:
+    email: str
+    name: str
+    is_admin: bool
+    preferences: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    password_changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    email: str
+    name: str
+    site: str | None  # None: every site the user may see
+    read_only: bool
+    created_at: datetime | None = None
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL.fullmatch(email):
+        raise AccountError(f"{email!r} is not an email address")
+    return email
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD_CHARS} characters")
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(18)  # 24 characters, 144 random bits
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _user(row: Any) -> User:
+    return User(row.email, row.name or "", bool(row.is_admin), json.loads(row.preferences or "{}"), row.created_at,
+                row.password_changed_at)
+
+
+class Accounts(Tables):
+    """Users, memberships and tokens in Cassandra."""
+
+    # --- users -------------------------------------------------------------------------
+
+    def add_user(self, email: str, password: str, *, name: str = "", is_admin: bool = False) -> User:
+        """A new user; refused if the email is taken (a lightweight transaction decides)."""
+        email = normalize_email(email)
+        check_password(password)
+        now = _now()
+        applied = self.execute(
+            "INSERT INTO {ks}.users (email, name, password_hash, is_admin, preferences, created_at, "
+            "password_changed_at) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
+            (email, name, _hasher.hash(password), is_admin, "{}", now, now)).one()
+        if not applied.applied:
+            raise AccountError(f"a user {email} exists already")
+        return User(email, name, is_admin, {}, now, now)
+
+    def user(self, email: str) -> User | None:
+        row = self.execute("SELECT email, name, is_admin, preferences, created_at, password_changed_at "
+                           "FROM {ks}.users WHERE email = ?", (email.strip().lower(),)).one()
+        return _user(row) if row else None
+
+    def users(self) -> list[User]:
+        rows = self.execute("SELECT email, name, is_admin, preferences, created_at, password_changed_at "
+                            "FROM {ks}.users")
+        return sorted((_user(r) for r in rows), key=lambda u: u.email)
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        """The user if the password is theirs, else None, in the same time whether the
+        email is unknown or the password wrong."""
+        row = self.execute("SELECT email, name, is_admin, preferences, created_at, password_changed_at, "
+                           "password_hash FROM {ks}.users WHERE email = ?", (email.strip().lower(),)).one()
+        try:
+            _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if _hasher.check_needs_rehash(row.password_hash):  # parameters raised since it was hashed
+            self.execute("UPDATE {ks}.users SET password_hash = ? WHERE email = ?", (_hasher.hash(password), row.email))
+        return _user(row)
+
+    def set_password(self, email: str, password: str) -> None:
+        check_password(password)
+        self._require(email)
+        self.execute("UPDATE {ks}.users SET password_hash = ?, password_changed_at = ? WHERE email = ?",
+                     (_hasher.hash(password), _now(), email))
+
+    def update_profile(self, email: str, *, name: str | None = None,
+                       preferences: dict[str, Any] | None = None) -> User:
+        user = self._require(email)
+        if name is not None:
+            self.execute("UPDATE {ks}.users SET name = ? WHERE email = ?", (name.strip(), user.email))
+        if preferences is not None:
+            self.execute("UPDATE {ks}.users SET preferences = ? WHERE email = ?",
+                         (json.dumps(preferences, sort_keys=True), user.email))
+        return self._require(email)
+
+    def remove_user(self, email: str) -> None:
+        user = self._require(email)
+        for site in self.memberships(user.email):
+            self.revoke(user.email, site)
+        for token in self.tokens(user.email):
+            self.revoke_token(user.email, token.id)
+        self.execute("DELETE FROM {ks}.users WHERE email = ?", (user.email,))
+
+    def _require(self, email: str) -> User:
+        user = self.user(email)
+        if user is None:
+            raise AccountError(f"no user {email.strip().lower()}")
+        return user
+
+    # --- memberships ---------------------------------------------------------------------
+
+    def grant(self, email: str, site: str, role: str) -> None:
+        """Make the user a member of ``site`` with ``role`` (replacing any earlier role)."""
+        if role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        user = self._require(email)
+        if self.execute("SELECT site FROM {ks}.sites WHERE site = ?", (site,)).one() is None:
+            raise AccountError(f"unknown site {site!r}: add it first with `parallax site add`")
+        now = _now()
+        self.execute("INSERT INTO {ks}.memberships_by_user (email, site, role, granted_at) VALUES (?, ?, ?, ?)",
+                     (user.email, site, role, now))
+        self.execute("INSERT INTO {ks}.memberships_by_site (site, email, role, granted_at) VALUES (?, ?, ?, ?)",
+                     (site, user.email, role, now))
+
+    def revoke(self, email: str, site: str) -> bool:
+        """End a membership; False if there was none."""
+        email = email.strip().lower()
+        if self.role(email, site) is None:
+            return False
+        self.execute("DELETE FROM {ks}.memberships_by_user WHERE email = ? AND site = ?", (email, site))
+        self.execute("DELETE FROM {ks}.memberships_by_site WHERE site = ? AND email = ?", (site, email))
+        return True
+
+    def role(self, email: str, site: str) -> str | None:
+        row = self.execute("SELECT role FROM {ks}.memberships_by_user WHERE email = ? AND site = ?",
+                           (email.strip().lower(), site)).one()
+        return row.role if row else None
+
+    def memberships(self, email: str) -> dict[str, str]:
+        """The user's sites and their role on each."""
+        rows = self.execute("SELECT site, role FROM {ks}.memberships_by_user WHERE email = ?", (email.strip().lower(),))
+        return {r.site: r.role for r in rows}
+
+    def members(self, site: str) -> dict[str, str]:
+        rows = self.execute("SELECT email, role FROM {ks}.memberships_by_site WHERE site = ?", (site,))
+        return {r.email: r.role for r in rows}
+
+    # --- API tokens ----------------------------------------------------------------------
+
+    def create_token(self, email: str, name: str, *, site: str | None = None,
+                     read_only: bool = False) -> tuple[Token, str]:
+        """A new token of the user's, and its secret (shown once: only its hash is kept).
+        ``site``: the token reaches that site only (one the user may see)."""
+        user = self._require(email)
+        if site is not None and not user.is_admin and self.role(user.email, site) is None:
+            raise AccountError(f"{user.email} is not a member of site {site!r}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = Token(secrets.token_hex(8), user.email, name.strip() or "token", site, read_only, _now())
+        digest = token_hash(secret)
+        self.execute("INSERT INTO {ks}.api_tokens (token_hash, id, email, name, site, read_only, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (digest, token.id, token.email, token.name, site, read_only, token.created_at))
+        self.execute("INSERT INTO {ks}.tokens_by_user (email, id, token_hash, name, site, read_only, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (token.email, token.id, digest, token.name, site, read_only, token.created_at))
+        return token, secret
+
+    def tokens(self, email: str) -> list[Token]:
+        rows = self.execute("SELECT id, email, name, site, read_only, created_at FROM {ks}.tokens_by_user "
+                            "WHERE email = ?", (email.strip().lower(),))
+        return sorted((Token(r.id, r.email, r.name, r.site, bool(r.read_only), r.created_at) for r in rows),
+                      key=lambda t: (t.created_at or _now(), t.id))
+
+    def revoke_token(self, email: str, token_id: str) -> bool:
+        """Revoke one of the user's tokens; False if they have none of that id."""
+        email = email.strip().lower()
+        row = self.execute("SELECT token_hash FROM {ks}.tokens_by_user WHERE email = ? AND id = ?",
+                           (email, token_id)).one()
+        if row is None:
+            return False
+        self.execute("DELETE FROM {ks}.api_tokens WHERE token_hash = ?", (row.token_hash,))
+        self.execute("DELETE FROM {ks}.tokens_by_user WHERE email = ? AND id = ?", (email, token_id))
+        return True
+
+    def token_owner(self, secret: str) -> tuple[User, Token] | None:
+        """The user and token a bearer secret belongs to; None if it is not a live token."""
+        if not secret.startswith(TOKEN_PREFIX):
+            return None
+        row = self.execute("SELECT id, email, name, site, read_only, created_at FROM {ks}.api_tokens "
+                           "WHERE token_hash = ?", (token_hash(secret),)).one()
+        if row is None:
+            return None
+        user = self.user(row.email)
+        if user is None:
+            return None
+        return user, Token(row.id, row.email, row.name, row.site, bool(row.read_only), row.created_at)
