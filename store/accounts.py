@@ -127,10 +127,12 @@ class Accounts(Tables):
         return _user(row)
 
     def set_password(self, email: str, password: str) -> None:
+        """A new password; every login session of the user ends with the old one."""
         check_password(password)
-        self._require(email)
+        user = self._require(email)
         self.execute("UPDATE {ks}.users SET password_hash = ?, password_changed_at = ? WHERE email = ?",
-                     (_hasher.hash(password), _now(), email))
+                     (_hasher.hash(password), _now(), user.email))
+        self.end_sessions(user.email)
 
     def update_profile(self, email: str, *, name: str | None = None,
                        preferences: dict[str, Any] | None = None) -> User:
@@ -148,6 +150,7 @@ class Accounts(Tables):
             self.revoke(user.email, site)
         for token in self.tokens(user.email):
             self.revoke_token(user.email, token.id)
+        self.end_sessions(user.email)
         self.execute("DELETE FROM {ks}.users WHERE email = ?", (user.email,))
 
     def _require(self, email: str) -> User:
@@ -243,3 +246,38 @@ class Accounts(Tables):
         if user is None:
             return None
         return user, Token(row.id, row.email, row.name, row.site, bool(row.read_only), row.created_at)
+
+    # --- login sessions ------------------------------------------------------------------
+
+    def start_session(self, email: str, lifetime_s: int) -> str:
+        """A new login session of the user for ``lifetime_s`` seconds: its id, for the
+        cookie (only its hash is stored, so a read of the table opens no session)."""
+        user = self._require(email)
+        session_id = secrets.token_urlsafe(32)
+        digest, now, ttl = token_hash(session_id), _now(), max(1, int(lifetime_s))
+        self.execute(f"INSERT INTO {{ks}}.login_sessions (id_hash, email, created_at) VALUES (?, ?, ?) USING TTL {ttl}",
+                     (digest, user.email, now))
+        self.execute(f"INSERT INTO {{ks}}.login_sessions_by_user (email, id_hash, created_at) VALUES (?, ?, ?) "
+                     f"USING TTL {ttl}", (user.email, digest, now))
+        return session_id
+
+    def session_user(self, session_id: str) -> User | None:
+        """The user of a live login session; None once it expired, was ended, or its user
+        is gone."""
+        row = self.execute("SELECT email FROM {ks}.login_sessions WHERE id_hash = ?", (token_hash(session_id),)).one()
+        return self.user(row.email) if row else None
+
+    def end_session(self, session_id: str) -> None:
+        digest = token_hash(session_id)
+        row = self.execute("SELECT email FROM {ks}.login_sessions WHERE id_hash = ?", (digest,)).one()
+        self.execute("DELETE FROM {ks}.login_sessions WHERE id_hash = ?", (digest,))
+        if row:
+            self.execute("DELETE FROM {ks}.login_sessions_by_user WHERE email = ? AND id_hash = ?", (row.email, digest))
+
+    def end_sessions(self, email: str) -> int:
+        """End every login session of the user (a password change, a removal); how many."""
+        rows = list(self.execute("SELECT id_hash FROM {ks}.login_sessions_by_user WHERE email = ?", (email,)))
+        for r in rows:
+            self.execute("DELETE FROM {ks}.login_sessions WHERE id_hash = ?", (r.id_hash,))
+        self.execute("DELETE FROM {ks}.login_sessions_by_user WHERE email = ?", (email,))
+        return len(rows)

@@ -77,6 +77,29 @@ def test_memberships_and_tokens(accounts, new_site, stack, cassandra):
     assert accounts.user(email) is None
 
 
+def test_login_sessions(accounts, stack, cassandra):
+    """Server-side: the id is the only secret (its hash is stored), a session lives for its
+    lifetime, ends at logout, and every session of a user ends with a password change."""
+    email = _email()
+    accounts.add_user(email, PASSWORD)
+    first, second = accounts.start_session(email, 3600), accounts.start_session(email, 3600)
+    assert accounts.session_user(first).email == email and accounts.session_user(second).email == email
+    rows = list(cassandra.execute(f"SELECT * FROM {stack.cassandra.keyspace}.login_sessions WHERE email=%s "
+                                  "ALLOW FILTERING", (email,)))
+    assert len(rows) == 2 and all(first not in str(tuple(r)) for r in rows)
+    ttl = cassandra.execute(f"SELECT TTL(email) AS ttl FROM {stack.cassandra.keyspace}.login_sessions "
+                            "WHERE id_hash=%s", (rows[0].id_hash,)).one().ttl
+    assert 0 < ttl <= 3600
+    accounts.end_session(first)
+    assert accounts.session_user(first) is None and accounts.session_user(second) is not None
+    accounts.set_password(email, "a brand new password")
+    assert accounts.session_user(second) is None
+    third = accounts.start_session(email, 3600)
+    accounts.remove_user(email)
+    assert accounts.session_user(third) is None
+    assert accounts.session_user("no-such-session") is None
+
+
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cli", *args], input=stdin, capture_output=True, text=True,
                           timeout=120)
