@@ -8,7 +8,7 @@ import click
 
 from cli.common import accounts, fail
 from infra.settings import Settings
-from store.accounts import ROLES, AccountError, generate_password
+from store.accounts import ROLES, generate_password
 
 
 @click.group()
@@ -28,10 +28,7 @@ def user_add(settings: Settings, email: str, name: str, admin: bool, generate: b
     password = generate_password() if generate else click.prompt(
         "password (12 characters or more)", hide_input=True, confirmation_prompt=True)
     with accounts(settings) as store:
-        try:
-            added = store.add_user(email, password, name=name, is_admin=admin)
-        except AccountError as exc:
-            fail(exc)
+        added = store.add_user(email, password, name=name, is_admin=admin)
     click.echo(f"user {added.email} added{' (admin)' if admin else ''}")
     if generate:
         click.echo(f"password (shown once): {password}")
@@ -56,10 +53,7 @@ def user_password(settings: Settings, email: str, generate: bool) -> None:
     password = generate_password() if generate else click.prompt(
         "new password (12 characters or more)", hide_input=True, confirmation_prompt=True)
     with accounts(settings) as store:
-        try:
-            store.set_password(email, password)
-        except AccountError as exc:
-            fail(exc)
+        store.set_password(email, password)
     click.echo(f"password of {email} changed" + (f"; new password (shown once): {password}" if generate else ""))
 
 
@@ -69,10 +63,7 @@ def user_password(settings: Settings, email: str, generate: bool) -> None:
 def user_remove(settings: Settings, email: str) -> None:
     """Remove a user, their memberships and their tokens."""
     with accounts(settings) as store:
-        try:
-            store.remove_user(email)
-        except AccountError as exc:
-            fail(exc)
+        store.remove_user(email)
     click.echo(f"user {email} removed")
 
 
@@ -88,10 +79,7 @@ def member() -> None:
 @click.pass_obj
 def member_grant(settings: Settings, email: str, site_id: str, role: str) -> None:
     with accounts(settings) as store:
-        try:
-            store.grant(email, site_id, role)
-        except AccountError as exc:
-            fail(exc)
+        store.grant(email, site_id, role)
     click.echo(f"{email} is now {role} of {site_id}")
 
 
@@ -129,10 +117,7 @@ def token() -> None:
 def token_create(settings: Settings, email: str, name: str, site_id: str | None, read_only: bool) -> None:
     """Create a token of user EMAIL."""
     with accounts(settings) as store:
-        try:
-            created, secret = store.create_token(email, name, site=site_id, read_only=read_only)
-        except AccountError as exc:
-            fail(exc)
+        created, secret = store.create_token(email, name, site=site_id, read_only=read_only)
     click.echo(f"token {created.id} ({created.name}) of {created.email}"
                f"{', site ' + site_id if site_id else ''}{', read-only' if read_only else ''}")
     click.echo(f"secret (shown once): {secret}")

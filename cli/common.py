@@ -1,4 +1,4 @@
-"""What the subcommands share: a failure's message, a registry on a Cassandra session."""
+"""What the subcommands share: a failure's message, the registry and the accounts on a Cassandra session."""
 from __future__ import annotations
 
 import sys
@@ -7,10 +7,11 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import click
+from cassandra.cluster import Session
 
 from infra.clients import cassandra_session
 from infra.settings import Settings
-from store.accounts import Accounts
+from store.accounts import AccountError, Accounts
 from store.registry import Registry
 
 
@@ -20,20 +21,28 @@ def fail(exc: Exception | str) -> NoReturn:
 
 
 @contextmanager
-def registry(settings: Settings) -> Iterator[Registry]:
-    """The sites and goals, on a session shut down afterwards."""
+def _keyspace(settings: Settings) -> Iterator[Session]:
+    """A Cassandra session on Parallax's keyspace, shut down afterwards."""
     session = cassandra_session(settings, settings.cassandra.keyspace)
     try:
-        yield Registry(session, settings.cassandra.keyspace)
+        yield session
     finally:
         session.cluster.shutdown()
 
 
 @contextmanager
+def registry(settings: Settings) -> Iterator[Registry]:
+    """The sites and goals."""
+    with _keyspace(settings) as session:
+        yield Registry(session, settings.cassandra.keyspace)
+
+
+@contextmanager
 def accounts(settings: Settings) -> Iterator[Accounts]:
-    """The users, memberships and tokens, on a session shut down afterwards."""
-    session = cassandra_session(settings, settings.cassandra.keyspace)
-    try:
-        yield Accounts(session, settings.cassandra.keyspace)
-    finally:
-        session.cluster.shutdown()
+    """The users, memberships and tokens; a refused request (AccountError) ends the command
+    with its message."""
+    with _keyspace(settings) as session:
+        try:
+            yield Accounts(session, settings.cassandra.keyspace)
+        except AccountError as exc:
+            fail(exc)

@@ -78,6 +78,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_USER_COLUMNS = "email, name, is_admin, preferences, created_at, password_changed_at"
+_TOKEN_COLUMNS = "id, email, name, site, read_only, created_at"
+
+
+def _token(row: Any) -> Token:
+    return Token(row.id, row.email, row.name, row.site, bool(row.read_only), row.created_at)
+
+
 def _user(row: Any) -> User:
     return User(row.email, row.name or "", bool(row.is_admin), json.loads(row.preferences or "{}"), row.created_at,
                 row.password_changed_at)
@@ -102,20 +110,19 @@ class Accounts(Tables):
         return User(email, name, is_admin, {}, now, now)
 
     def user(self, email: str) -> User | None:
-        row = self.execute("SELECT email, name, is_admin, preferences, created_at, password_changed_at "
-                           "FROM {ks}.users WHERE email = ?", (email.strip().lower(),)).one()
+        row = self.execute(f"SELECT {_USER_COLUMNS} FROM {{ks}}.users WHERE email = ?",
+                           (email.strip().lower(),)).one()
         return _user(row) if row else None
 
     def users(self) -> list[User]:
-        rows = self.execute("SELECT email, name, is_admin, preferences, created_at, password_changed_at "
-                            "FROM {ks}.users")
+        rows = self.execute(f"SELECT {_USER_COLUMNS} FROM {{ks}}.users")
         return sorted((_user(r) for r in rows), key=lambda u: u.email)
 
     def authenticate(self, email: str, password: str) -> User | None:
         """The user if the password is theirs, else None, in the same time whether the
         email is unknown or the password wrong."""
-        row = self.execute("SELECT email, name, is_admin, preferences, created_at, password_changed_at, "
-                           "password_hash FROM {ks}.users WHERE email = ?", (email.strip().lower(),)).one()
+        row = self.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM {{ks}}.users WHERE email = ?",
+                           (email.strip().lower(),)).one()
         try:
             _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -218,10 +225,9 @@ class Accounts(Tables):
         return token, secret
 
     def tokens(self, email: str) -> list[Token]:
-        rows = self.execute("SELECT id, email, name, site, read_only, created_at FROM {ks}.tokens_by_user "
-                            "WHERE email = ?", (email.strip().lower(),))
-        return sorted((Token(r.id, r.email, r.name, r.site, bool(r.read_only), r.created_at) for r in rows),
-                      key=lambda t: (t.created_at or _now(), t.id))
+        rows = self.execute(f"SELECT {_TOKEN_COLUMNS} FROM {{ks}}.tokens_by_user WHERE email = ?",
+                            (email.strip().lower(),))
+        return sorted((_token(r) for r in rows), key=lambda t: (t.created_at or _now(), t.id))
 
     def revoke_token(self, email: str, token_id: str) -> bool:
         """Revoke one of the user's tokens; False if they have none of that id."""
@@ -238,14 +244,14 @@ class Accounts(Tables):
         """The user and token a bearer secret belongs to; None if it is not a live token."""
         if not secret.startswith(TOKEN_PREFIX):
             return None
-        row = self.execute("SELECT id, email, name, site, read_only, created_at FROM {ks}.api_tokens "
-                           "WHERE token_hash = ?", (token_hash(secret),)).one()
+        row = self.execute(f"SELECT {_TOKEN_COLUMNS} FROM {{ks}}.api_tokens WHERE token_hash = ?",
+                           (token_hash(secret),)).one()
         if row is None:
             return None
         user = self.user(row.email)
         if user is None:
             return None
-        return user, Token(row.id, row.email, row.name, row.site, bool(row.read_only), row.created_at)
+        return user, _token(row)
 
     # --- login sessions ------------------------------------------------------------------
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import astuple, dataclass
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
 
@@ -37,8 +38,10 @@ CHANNELS = (
     "Affiliates", "Referral", "Audio", "SMS", "Mobile Push Notifications", "Unassigned",
 )
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
-# What the collector adds to every event: these names, each a string.
-SOURCE_FIELDS = ("channel", "source", *UTM_FIELDS, "source_rule")
+# An event's acquisition: the rule's answer (``Acquisition``'s fields, in order).
+ACQUISITION_FIELDS = ("channel", "source", *UTM_FIELDS)
+# What the collector adds to every event: the acquisition and the rule's stamp, each a string.
+SOURCE_FIELDS = (*ACQUISITION_FIELDS, "source_rule")
 # Bumped when the rule's code changes; RULE_VERSION also changes with the source list.
 RULE_REVISION = "2"
 
@@ -70,8 +73,8 @@ def source_list() -> SourceList:
 
 
 def _rule_version() -> str:
-    data = [p.read_bytes() for p in (lists.LOCAL_FILE, *(lists.MATOMO / f for f in lists.MATOMO_FILES.values()))]
-    return RULE_REVISION + "." + hashlib.sha256(b"".join(data)).hexdigest()[:10]
+    data = b"".join(path.read_bytes() for path in lists.data_files())
+    return RULE_REVISION + "." + hashlib.sha256(data).hexdigest()[:10]
 
 
 # The stamp of events classified by this rule and this source list.
@@ -86,9 +89,12 @@ class Acquisition:
     utm_medium: str = NONE_VALUE
     utm_campaign: str = NONE_VALUE
 
+    def values(self) -> tuple[str, ...]:
+        """The answer in ``ACQUISITION_FIELDS``' order."""
+        return astuple(self)
+
     def fields(self) -> dict[str, str]:
-        return {"channel": self.channel, "source": self.source, "utm_source": self.utm_source,
-                "utm_medium": self.utm_medium, "utm_campaign": self.utm_campaign, "source_rule": RULE_VERSION}
+        return {**dict(zip(ACQUISITION_FIELDS, self.values())), "source_rule": RULE_VERSION}
 
 
 @dataclass(frozen=True)
@@ -96,17 +102,6 @@ class Referrer:
     kind: str  # "none", "web", "app" or "unknown"
     host: str = ""  # ASCII (IDNA), lower-case, no trailing dot; the app's id for "app"
     path: str = ""
-
-
-def host_of(url: str | None) -> str | None:
-    """A URL's host, lower-case, without a trailing dot, in ASCII (IDNA); None if none."""
-    if not url:
-        return None
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:  # e.g. an unbalanced IPv6 bracket
-        return None
-    return _ascii_host(host) if host else None
 
 
 def _ascii_host(host: str) -> str:
@@ -165,14 +160,14 @@ def _tags(query: str) -> tuple[dict[str, str], str | None]:
 
 
 @lru_cache(maxsize=1024)
-def _own_domains(domains: tuple[str, ...]) -> tuple[str, ...]:
+def _own_domains(domains: frozenset[str]) -> tuple[str, ...]:
     """The site's registered domains without "www." or a port: each and its subdomains
     are the site's."""
     hosts = {_ascii_host(d.rsplit(":", 1)[0] if d.count(":") == 1 else d).removeprefix("www.") for d in domains}
     return tuple(h for h in hosts if h)
 
 
-def _is_own(host: str, page_host: str | None, domains: tuple[str, ...]) -> bool:
+def _is_own(host: str, page_host: str | None, domains: frozenset[str]) -> bool:
     host = host.removeprefix("www.")
     if page_host and host == _ascii_host(page_host).removeprefix("www."):
         return True
@@ -191,15 +186,16 @@ def _referrer_entry(referrer: str | None) -> tuple[Referrer, Source | None]:
     return ref, None
 
 
-def classify(url: str, referrer: str | None, domains: tuple[str, ...] = ()) -> Acquisition:
+def classify(url: str, referrer: str | None, domains: Collection[str] = ()) -> Acquisition:
     """The channel, source and UTM tags of an event on page ``url`` reached from
     ``referrer``, on a site of registered ``domains``."""
-    return _classify(url, referrer, tuple(sorted(domains)))
+    # The collector's domains are a frozenset already: frozenset() of one returns it as is.
+    return _classify(url, referrer, frozenset(domains))
 
 
 # A visit's events share their page and referrer: the collector classifies each pair once.
 @lru_cache(maxsize=8192)
-def _classify(url: str, referrer: str | None, domains: tuple[str, ...]) -> Acquisition:
+def _classify(url: str, referrer: str | None, domains: frozenset[str]) -> Acquisition:
     try:
         page = urlsplit(url)
         page_host, query = page.hostname, page.query
@@ -281,6 +277,6 @@ def _channel(source: str, category: str | None, medium: str, campaign: str, *, r
     return "Unassigned"
 
 
-def source_fields(url: str, referrer: str | None, domains: tuple[str, ...] | frozenset[str] = ()) -> dict[str, str]:
+def source_fields(url: str, referrer: str | None, domains: Collection[str] = ()) -> dict[str, str]:
     """The ``SOURCE_FIELDS`` of an event: its channel, source, UTM tags and the rule's stamp."""
-    return classify(url, referrer, tuple(domains)).fields()
+    return classify(url, referrer, domains).fields()

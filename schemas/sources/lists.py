@@ -33,6 +33,11 @@ _LABEL = r"(?:\{\}|[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)"
 _PATTERN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 
 
+def data_files(matomo: Path = MATOMO, local: Path = LOCAL_FILE) -> tuple[Path, ...]:
+    """The files the list is read from (and the rule's version is a digest of)."""
+    return (local, *(matomo / file for file in MATOMO_FILES.values()))
+
+
 class SourceListError(ValueError):
     """The source list's files do not have the shape this module reads."""
 

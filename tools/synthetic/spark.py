@@ -5,9 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from schemas.sources import RULE_VERSION
+from schemas.sources import ACQUISITION_FIELDS, RULE_VERSION
 from views.transforms import acquisition
-from views.transforms.channels import ACQUISITION_FIELDS
 
 COUNTRIES = ("FR", "US", "DE", "IN")
 DEVICES = ("desktop", "mobile", "tablet")

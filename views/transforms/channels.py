@@ -8,9 +8,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import StringType, StructField, StructType
 
-from schemas.sources import RULE_VERSION, UTM_FIELDS, classify
+from schemas.sources import ACQUISITION_FIELDS, RULE_VERSION, classify
 
-ACQUISITION_FIELDS = ("channel", "source", *UTM_FIELDS)
 # A type, not DDL: parsing DDL needs a running session, and this module is imported without.
 ACQUISITION_TYPE = StructType([StructField(name, StringType()) for name in ACQUISITION_FIELDS])
 
@@ -24,8 +23,7 @@ def _classified(url: pd.Series, referrer: pd.Series, domains: pd.Series) -> pd.D
         if u is None:
             out.append(none)
             continue
-        a = classify(u, r if isinstance(r, str) else None, tuple(d) if d is not None else ())
-        out.append((a.channel, a.source, a.utm_source, a.utm_medium, a.utm_campaign))
+        out.append(classify(u, r if isinstance(r, str) else None, () if d is None else d).values())
     return pd.DataFrame(out, columns=list(ACQUISITION_FIELDS))
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from schemas.sources import NONE_VALUE
+from schemas.sources import ACQUISITION_FIELDS, NONE_VALUE
 from views.catalogue import DIMENSIONS, GOAL_VIEW, SESSION_DIMENSIONS
-from views.transforms.channels import ACQUISITION_FIELDS
 
 
 def dim_column(name: str) -> str:
