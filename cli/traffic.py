@@ -74,22 +74,41 @@ def generate(settings: Settings, n_sites: int, prefix: str, rate: float, as_fast
 @click.command()
 @click.argument("site_id")
 @click.option("--url", help="serving layer URL (default: 127.0.0.1 and PARALLAX_SERVING_PORT)")
+@click.option("--token", envvar="PARALLAX_TOKEN", required=True,
+              help="an API token of a user who may see the site (`parallax token create`); or PARALLAX_TOKEN")
 @click.pass_obj
-def watch(settings: Settings, site_id: str, url: str | None) -> None:
+def watch(settings: Settings, site_id: str, url: str | None, token: str) -> None:
     """Print the live metric pushes of one site, as a dashboard receives them."""
     url = url or f"http://127.0.0.1:{settings.serving.port}"
-    client = socketio.Client()
+    client = socketio.Client(reconnection=False)
 
     @client.on("subscribed")
     def _subscribed(data: dict) -> None:
         click.echo(f"subscribed to {data['site']} on {url}; waiting for updates (Ctrl-C to stop)")
+
+    @client.on("error")
+    def _error(data: dict) -> None:
+        click.echo(f"refused: {data.get('error')}", err=True)
+        client.disconnect()
+
+    @client.on("access_ended")
+    @client.on("unsubscribed")
+    def _ended(data: dict) -> None:
+        click.echo(f"access ended: {data.get('reason')}", err=True)
+        client.disconnect()
 
     @client.on("metrics")
     def _metrics(data: dict) -> None:
         for b in data["buckets"]:
             click.echo(f"{data['site']}  {b['start']}  pageviews={b['pageviews']:<6} visitors={b['visitors']}")
 
-    client.connect(url, transports=["websocket"], wait_timeout=10)
+    refusal: list[dict] = []
+    client.on("connect_error", refusal.append)
+    try:
+        client.connect(url, transports=["websocket"], wait_timeout=10, auth={"token": token})
+    except socketio.exceptions.ConnectionError as exc:
+        reason = refusal[0].get("message") if refusal and isinstance(refusal[0], dict) else exc
+        fail(f"cannot connect to {url}: {reason}")
     client.emit("subscribe", {"site": site_id})
     try:
         client.wait()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,9 @@ class CollectorSettings(BaseSettings):
     model_config = _env("PARALLAX_")
 
     port: int = Field(8001, validation_alias="PARALLAX_COLLECTOR_PORT")
+    # Where browsers reach the collector (the tracker snippet the serving layer shows names
+    # it); default: this machine's collector port.
+    public_url: str = Field("", validation_alias="PARALLAX_COLLECTOR_PUBLIC_URL")
     max_events_per_request: int = 100
     max_body_bytes: int = 256 * 1024
     kafka_ack_timeout_s: float = 10.0
@@ -143,11 +146,40 @@ class CollectorSettings(BaseSettings):
     # header is ignored (any client can send one) and the peer's address is the client's.
     trusted_proxies: int = 0
 
+    @property
+    def url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
 
 class ServingSettings(BaseSettings):
     model_config = _env("PARALLAX_SERVING_")
 
     port: int = 8000
+    # Signs the CSRF tokens. Unset: generated once, at random, into var/serving/secret_key
+    # (every serving process of this machine reads it); set it to share it across machines.
+    secret_key: SecretStr | None = None
+    # A login lasts this long (seconds), whatever is done meanwhile; a browser that has not
+    # logged in keeps its session (its CSRF token) this long.
+    session_lifetime_s: int = Field(7 * 86_400, ge=60)
+    anonymous_session_s: int = Field(3_600, ge=60)
+    # Login attempts (`limits` notation, counted across every serving process): per client
+    # address, all of them; per account, the failed ones.
+    login_limit_ip: str = "20/minute"
+    login_limit_account: str = "5/minute;30/hour"
+    # Origins (scheme://host[:port]) other than the serving layer's own that may call the
+    # API from a browser and open Socket.IO connections. None by default: CORS stays closed.
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Reverse proxies in front of the serving layer that set X-Forwarded-For/-Proto (0:
+    # none; the headers are ignored).
+    trusted_proxies: int = 0
+    # How often each serving process checks its sockets' access again (a logout, a revoked
+    # token or a removed membership ends a socket's access within this many seconds).
+    socket_recheck_s: float = Field(5.0, gt=0)
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip()) if isinstance(value, str) else value
 
 
 class AirflowSettings(BaseSettings):

@@ -1,5 +1,6 @@
-"""The serving layer's app factory: the report and diagnostics blueprints, Socket.IO live
-pushes, and the store the routes read, opened on first use."""
+"""The serving layer's app factory: server-side sessions, the access check before every
+route, CSRF, rate limits and security headers, the blueprints, the API contract, the
+Socket.IO live pushes, and the store the routes read, opened on first use."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,35 +9,55 @@ from flask import Flask, Response, jsonify
 from flask_socketio import SocketIO
 
 from infra.settings import Settings
-from serving_layer import live
-from serving_layer.blueprints import diagnostics, reports
-from serving_layer.params import UnknownSite
+from serving_layer import errors, live, security
+from serving_layer.access import Access, check_routes, enforce, requires
+from serving_layer.api import API_PREFIX, api
+from serving_layer.blueprints import admin, auth, diagnostics, me, reports, sites
 from serving_layer.reports import ReportError
+from serving_layer.sessions import CassandraSessionInterface
 from serving_layer.stores import LazyStore
 
 socketio = SocketIO()
+# Request bodies are small JSON documents (a login, a goal, preferences).
+MAX_BODY_BYTES = 64 * 1024
 
 
-def _bad_request(exc: ReportError) -> tuple[Response, int]:
-    return jsonify(error=str(exc)), 400
+def _report_error(exc: ReportError) -> Response:
+    return errors.error_response(400, str(exc))
 
 
-def _not_found(exc: UnknownSite) -> tuple[Response, int]:
-    return jsonify(error=f"unknown site {exc.args[0]!r}"), 404
+@requires(Access.PUBLIC, uses_store=False)
+def openapi() -> Response:
+    """The API's contract (OpenAPI 3.1), generated from the routes' declarations."""
+    return jsonify(api.spec)
 
 
 def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *, live_feed: bool = True) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if test_config:
         app.config.update(test_config)
+    store = LazyStore(settings)
     app.extensions["parallax.settings"] = settings
-    app.extensions["parallax.store"] = LazyStore(settings)
-    app.register_blueprint(reports.bp)
-    app.register_blueprint(diagnostics.bp)
-    app.register_error_handler(ReportError, _bad_request)
-    app.register_error_handler(UnknownSite, _not_found)
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=[])
+    app.extensions["parallax.store"] = store
+    serving = settings.serving
+    app.session_interface = CassandraSessionInterface(lambda: store().accounts, serving.session_lifetime_s,
+                                                      serving.anonymous_session_s)
+    security.init_app(app, settings)
+    # The access check runs before CSRF: a caller who may not see a site learns nothing more.
+    app.before_request(enforce)
+    app.before_request(security.check_csrf)
+    for blueprint in (auth.bp, me.bp, sites.bp, admin.bp, reports.bp, diagnostics.bp):
+        app.register_blueprint(blueprint)
+    app.add_url_rule(f"{API_PREFIX}/openapi.json", view_func=openapi)
+    api.app = app  # the document is generated from this app's routes (served by `openapi`)
+    errors.register(app)
+    app.register_error_handler(ReportError, _report_error)
+    check_routes(app)
+    socketio.init_app(app, async_mode="threading", cors_allowed_origins=list(serving.allowed_origins) or None,
+                      transports=["websocket"])
     live.register_handlers(socketio)
     if live_feed:
         socketio.start_background_task(live.consume_live_updates, socketio, settings)
+        socketio.start_background_task(live.recheck_access, socketio, app)
     return app

@@ -1,37 +1,196 @@
-"""Live pushes: one background task consumes Kafka `metrics.live` and emits each update to
-the Socket.IO room of its site. Clients join a room with the ``subscribe`` event."""
+"""Live pushes over Socket.IO, to callers who may see the site.
+
+A client authenticates when it connects: the session cookie of a logged-in browser, or an
+API token as ``auth={"token": "plx_…"}``. It joins a site's room with ``subscribe``, which
+checks its access to that site again (what it could see at connect is a snapshot). Every
+``socket_recheck_s`` seconds each process checks its sockets' callers again, so a logout, a
+revoked token, a removed user or membership ends a socket's access within seconds.
+
+One background task consumes Kafka `metrics.live` and emits each update to its site's room.
+"""
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
-from flask_socketio import SocketIO, emit, join_room, leave_room
+from flask import Flask, current_app, request
+from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit, join_room, leave_room
 from kafka import KafkaConsumer
 
 from infra.settings import Settings
+from serving_layer.access import Access, Principal, check, principal_of
+from serving_layer.errors import STORE_DOWN, ApiError
+from serving_layer.sessions import COOKIE
+from store.accounts import Accounts
 
 log = logging.getLogger(__name__)
+
+# Each Socket.IO event's access level, checked before its handler runs (and listed by the
+# access-matrix test beside the REST routes).
+EVENT_ACCESS = {"connect": Access.USER, "subscribe": Access.SITE_VIEWER, "unsubscribe": Access.USER}
 
 
 def room_of(site: str) -> str:
     return f"site:{site}"
 
 
+@dataclass
+class Credentials:
+    """What a socket authenticated with, to check it again later."""
+    token: str | None = None
+    session_id: str | None = None
+
+    def principal(self, accounts: Accounts) -> Principal | None:
+        if self.token:
+            try:
+                return principal_of(f"Bearer {self.token}", "", None, accounts)
+            except ApiError:
+                return None
+        if self.session_id:
+            stored = accounts.load_session(self.session_id)
+            if stored and stored.email:
+                return principal_of(None, stored.email, self.session_id, accounts)
+        return None
+
+
+@dataclass
+class SocketClient:
+    credentials: Credentials
+    principal: Principal
+    sites: set[str] = field(default_factory=set)
+
+
+class Clients:
+    """This process's sockets and what each may see (thread-safe: handlers run in threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_sid: dict[str, SocketClient] = {}
+
+    def add(self, sid: str, client: SocketClient) -> None:
+        with self._lock:
+            self._by_sid[sid] = client
+
+    def get(self, sid: str) -> SocketClient | None:
+        with self._lock:
+            return self._by_sid.get(sid)
+
+    def remove(self, sid: str) -> None:
+        with self._lock:
+            self._by_sid.pop(sid, None)
+
+    def snapshot(self) -> list[tuple[str, SocketClient]]:
+        with self._lock:
+            return list(self._by_sid.items())
+
+
+def _accounts() -> Accounts:
+    return current_app.extensions["parallax.store"]().accounts
+
+
+def _refuse(event: str, exc: ApiError) -> None:
+    emit("error", {"event": event, "status": exc.status, "error": exc.message})
+
+
 def register_handlers(socketio: SocketIO) -> None:
+    clients = Clients()
+    socketio.parallax_clients = clients  # type: ignore[attr-defined]
+
+    @socketio.on("connect")
+    def connect(auth: Any = None) -> None:
+        token = auth.get("token") if isinstance(auth, dict) and isinstance(auth.get("token"), str) else None
+        credentials = Credentials(token=token, session_id=None if token else request.cookies.get(COOKIE))
+        try:
+            accounts = _accounts()
+            who = credentials.principal(accounts)
+            check(EVENT_ACCESS["connect"], who, accounts)
+        except ApiError as exc:
+            raise ConnectionRefusedError(exc.message, {"status": exc.status, "error": exc.message}) from None
+        except STORE_DOWN:
+            message = "the store (Cassandra) is unavailable; retry shortly"
+            raise ConnectionRefusedError(message, {"status": 503, "error": message}) from None
+        assert who is not None
+        clients.add(request.sid, SocketClient(credentials, who))  # type: ignore[attr-defined]
+
     @socketio.on("subscribe")
-    def subscribe(data: Any) -> None:
-        site = (data or {}).get("site") if isinstance(data, dict) else None
-        if not isinstance(site, str) or not site:
-            emit("error", {"error": "subscribe needs {'site': '<site id>'}"})
+    def subscribe(data: Any = None) -> None:
+        client = clients.get(request.sid)  # type: ignore[attr-defined]
+        site = data.get("site") if isinstance(data, dict) else None
+        if client is None:
+            disconnect()
             return
+        if not isinstance(site, str) or not site or len(site) > 63:
+            emit("error", {"event": "subscribe", "status": 400, "error": "subscribe needs {'site': '<site id>'}"})
+            return
+        try:
+            accounts = _accounts()
+            who = client.credentials.principal(accounts)  # again: the connect-time caller is a snapshot
+            check(EVENT_ACCESS["subscribe"], who, accounts, site=site)
+            if current_app.extensions["parallax.store"]().site_zone(site) is None:
+                raise ApiError(404, f"unknown site {site!r}")
+        except ApiError as exc:
+            _refuse("subscribe", exc)
+            return
+        client.sites.add(site)
         join_room(room_of(site))
         emit("subscribed", {"site": site})
 
     @socketio.on("unsubscribe")
-    def unsubscribe(data: Any) -> None:
-        if isinstance(data, dict) and isinstance(data.get("site"), str):
+    def unsubscribe(data: Any = None) -> None:
+        client = clients.get(request.sid)  # type: ignore[attr-defined]
+        if client is not None and isinstance(data, dict) and isinstance(data.get("site"), str):
+            client.sites.discard(data["site"])
             leave_room(room_of(data["site"]))
+            emit("unsubscribed", {"site": data["site"], "reason": "asked"})
+
+    @socketio.on("disconnect")
+    def gone(reason: Any = None) -> None:
+        clients.remove(request.sid)  # type: ignore[attr-defined]
+
+
+def recheck(socketio: SocketIO, accounts: Accounts) -> int:
+    """Check every socket of this process again; end what its caller may no longer see.
+    How many sockets lost access to something."""
+    clients: Clients = socketio.parallax_clients  # type: ignore[attr-defined]
+    ended = 0
+    seen: dict[tuple[str | None, str | None], Principal | None] = {}
+    for sid, client in clients.snapshot():
+        key = (client.credentials.token, client.credentials.session_id)
+        if key not in seen:
+            seen[key] = client.credentials.principal(accounts)
+        who = seen[key]
+        if who is None:
+            socketio.emit("access_ended", {"reason": "logged out, token revoked or account removed"}, to=sid)
+            socketio.server.disconnect(sid)
+            clients.remove(sid)
+            ended += 1
+            continue
+        client.principal = who
+        for site in sorted(client.sites):
+            if who.role(accounts, site) is None:
+                client.sites.discard(site)
+                socketio.server.leave_room(sid, room_of(site))
+                socketio.emit("unsubscribed", {"site": site, "reason": "access ended"}, to=sid)
+                ended += 1
+    return ended
+
+
+def recheck_access(socketio: SocketIO, app: Flask) -> None:
+    """Every ``socket_recheck_s`` seconds, for as long as the app runs."""
+    interval = app.extensions["parallax.settings"].serving.socket_recheck_s
+    while True:
+        socketio.sleep(interval)
+        try:
+            ended = recheck(socketio, app.extensions["parallax.store"]().accounts)
+            if ended:
+                log.info("ended %d sockets' access after a logout, revocation or removal", ended)
+        except STORE_DOWN as exc:
+            log.warning("could not check sockets' access (Cassandra: %s); next try in %.0fs", exc, interval)
+        except Exception:  # never let the check die: it is what ends revoked access
+            log.exception("checking sockets' access failed; next try in %.0fs", interval)
 
 
 def consume_live_updates(socketio: SocketIO, settings: Settings) -> None:

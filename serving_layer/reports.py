@@ -107,6 +107,11 @@ def traffic_report(store: ViewStore, site: str, metrics: list[str], start: datet
     if end <= start:
         raise ReportError("'to' must be after 'from'")
     zone = ZoneInfo(tz)
+    # Counted before the buckets are listed: a range of years in minutes is refused at once.
+    about = (end - start) / GRANULARITIES[granularity][1]
+    if about > MAX_BUCKETS + 1:
+        raise ReportError(f"about {int(about)} {granularity} buckets asked for; at most {MAX_BUCKETS}: "
+                          "choose a coarser granularity or a shorter range")
     starts = bucket_starts(start, end, granularity, tz)
     if len(starts) > MAX_BUCKETS:
         raise ReportError(f"{len(starts)} {granularity} buckets asked for; at most {MAX_BUCKETS}: "

@@ -1,5 +1,6 @@
-"""What the serving layer reads, on one Cassandra session per process: view rows and
-boundaries for the reports facade, the sites' zones, the diagnostics."""
+"""What the serving layer reads and writes, on one Cassandra session per process: view rows
+and boundaries for the reports facade, the sites and their goals, the accounts, the
+diagnostics."""
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,10 @@ from cassandra.cluster import Session
 
 from infra.clients import cassandra_session
 from infra.settings import Settings
+from store.accounts import Accounts
 from store.boundary import Boundaries
 from store.diagnostics import Diagnostics
+from store.ratelimits import RateLimitHits
 from store.registry import Registry
 from store.views import ViewReader, ViewRow
 from views.catalogue import TRAFFIC_VIEW
@@ -24,12 +27,14 @@ class ServingStore:
         self.session = session
         self._views = ViewReader(session, keyspace)
         self._boundaries = Boundaries(session, keyspace)
-        self._registry = Registry(session, keyspace)
+        self.registry = Registry(session, keyspace)
+        self.accounts = Accounts(session, keyspace)
+        self.rate_limit_hits = RateLimitHits(session, keyspace)
         self._diagnostics = Diagnostics(session, keyspace)
 
     def site_zone(self, site: str) -> str | None:
         """The site's IANA time zone, or None if the site is not registered."""
-        return self._registry.site_zone(site)
+        return self.registry.site_zone(site)
 
     def boundary(self, site: str) -> datetime | None:
         return self._boundaries.of(site)

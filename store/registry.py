@@ -1,5 +1,5 @@
 """The registry: sites (their domains and time zones), their goals, and the daily salt of
-the cookieless visitor id. Users, tokens and alert rules will join here."""
+the cookieless visitor id (users and tokens are in ``store.accounts``)."""
 from __future__ import annotations
 
 import re
@@ -41,6 +41,10 @@ class Registry(Tables):
         """Every site's row (site, domains, timezone, created_at), by id."""
         return sorted(self.execute("SELECT site, domains, timezone, created_at FROM {ks}.sites"), key=lambda r: r.site)
 
+    def site(self, site: str) -> Any | None:
+        """One site's row (site, domains, timezone, created_at), or None if it is not registered."""
+        return self.execute("SELECT site, domains, timezone, created_at FROM {ks}.sites WHERE site = ?", (site,)).one()
+
     def site_zones(self) -> dict[str, str]:
         """Every registered site and its IANA time zone."""
         return {r.site: r.timezone or "UTC" for r in self.execute("SELECT site, timezone FROM {ks}.sites")}
@@ -69,6 +73,11 @@ class Registry(Tables):
             return False
         self.execute("DELETE FROM {ks}.goals WHERE site = ? AND name = ?", (site, name))
         return True
+
+    def site_goals(self, site: str) -> tuple[Goal, ...]:
+        """One site's goals, by name."""
+        rows = self.execute("SELECT site, name, kind, pattern FROM {ks}.goals WHERE site = ?", (site,))
+        return tuple(sorted(Goal(r.site, r.name, r.kind, r.pattern) for r in rows))
 
     def goals(self) -> tuple[Goal, ...]:
         """Every site's goals, sorted (so two reads compare equal when nothing changed)."""

@@ -21,6 +21,7 @@ from infra import stack as local_stack
 from infra.clients import cassandra_session, end_offsets
 from infra.proc import CliProcess, free_port
 from infra.settings import Settings, load_settings
+from store.accounts import Accounts, generate_password
 from store.provision import provision
 from store.registry import Registry
 from tests.helpers import KafkaTail, wait_for
@@ -85,6 +86,28 @@ def registry(cassandra: Session, stack: Settings) -> Registry:
 
 
 @pytest.fixture(scope="session")
+def accounts(cassandra: Session, stack: Settings) -> Accounts:
+    return Accounts(cassandra, stack.cassandra.keyspace)
+
+
+@pytest.fixture(scope="session")
+def admin_token(accounts: Accounts) -> str:
+    """An API token of an admin of this test session (every site)."""
+    email = f"admin-{uuid.uuid4().hex[:10]}@example.test"
+    accounts.add_user(email, generate_password(), name="Test admin", is_admin=True)
+    return accounts.create_token(email, "tests")[1]
+
+
+@pytest.fixture(scope="session")
+def api(admin_token: str) -> Iterator[requests.Session]:
+    """HTTP as that admin: requests with its token."""
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {admin_token}"
+    yield http
+    http.close()
+
+
+@pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
@@ -113,7 +136,10 @@ def collector_url(stack: Settings, log_dir: Path) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def serving_url(stack: Settings, log_dir: Path) -> Iterator[str]:
     port = free_port()
-    svc = CliProcess("serving", ["serve", "--port", str(port)], log_dir / "serving.log").start()
+    # Every test logs in from 127.0.0.1: the per-address login limit is raised for them
+    # (tests/stack/test_login.py holds the defaults to their word on an app of its own).
+    svc = CliProcess("serving", ["serve", "--port", str(port)], log_dir / "serving.log",
+                     env={"PARALLAX_SERVING_LOGIN_LIMIT_IP": "1000/minute"}).start()
     url = f"http://127.0.0.1:{port}"
     wait_for("serving health", lambda: requests.get(f"{url}/api/v1/health", timeout=2).ok, timeout=60)
     yield url

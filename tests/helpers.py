@@ -99,3 +99,16 @@ def sketch(visitors: list[str]) -> bytes:
     for v in visitors:
         s.update(v)
     return s.serialize_compact()
+
+
+def login(serving_url: str, email: str, password: str, totp: str | None = None) -> requests.Session:
+    """A browser's session with the serving layer: its CSRF token, then the login; the
+    session sends the cookie and its CSRF token from then on."""
+    http = requests.Session()
+    token = http.get(f"{serving_url}/api/v1/auth/csrf", timeout=30).json()["csrf_token"]
+    r = http.post(f"{serving_url}/api/v1/auth/login", json={"email": email, "password": password,
+                                                            **({"totp": totp} if totp else {})},
+                  headers={"X-CSRFToken": token}, timeout=30)
+    assert r.status_code == 200, r.text
+    http.headers["X-CSRFToken"] = r.json()["csrf_token"]
+    return http

@@ -37,6 +37,27 @@ log = logging.getLogger(__name__)
 # blog (America/New_York) and docs (UTC); the sample site is sample_site.SITE_ID.
 GENERATED_SITES, GENERATED_PREFIX = 3, ""
 BACKFILL_EVENTS = 6000  # over the last 48 hours: yesterday in every zone, for the nightly run
+# The demo's login: an admin made with `parallax user add --admin --generate-password`
+# (a new password at every demo: there is no default one), and a read-only token for scripts.
+DEMO_USER = "demo@example.com"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True)
+
+
+def demo_login() -> tuple[str, str]:
+    """The demo admin's password (new each run: generated and shown once) and an API token."""
+    made = _cli("user", "add", DEMO_USER, "--admin", "--name", "Demo admin", "--generate-password")
+    if made.returncode != 0 and "exists already" in made.stderr:
+        made = _cli("user", "password", DEMO_USER, "--generate-password")
+    if made.returncode != 0:
+        raise proc.ServiceError(f"could not create the demo's user: {made.stderr.strip()}")
+    password = made.stdout.rsplit("(shown once): ", 1)[1].strip()
+    token = _cli("token", "create", DEMO_USER, "--name", "demo", "--read-only")
+    if token.returncode != 0:
+        raise proc.ServiceError(f"could not create the demo's token: {token.stderr.strip()}")
+    return password, token.stdout.rsplit("(shown once): ", 1)[1].strip()
 
 
 def _airflow_token(settings: Settings, http: Any) -> str:
@@ -94,6 +115,7 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         session = cassandra_session(settings, settings.cassandra.keyspace)
         sample_site.register(Registry(session, settings.cassandra.keyspace))
         session.cluster.shutdown()
+        password, token = demo_login()
 
         children = [proc.CliProcess(name, [command], settings.paths.var_dir / "logs" / f"demo-{name}.log").start()
                     for name, command in (("collector", "collect"), ("speed", "speed"), ("serving", "serve"))]
@@ -145,7 +167,8 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
                 code = 1
 
         if not stop.is_set():
-            print(_banner(settings, site_server.url, serving, zones, yesterdays, truth_dir, with_airflow), flush=True)
+            print(_banner(settings, site_server.url, serving, zones, yesterdays, truth_dir, with_airflow, password,
+                          token), flush=True)
         while not stop.is_set():
             for c in children:
                 c.check()
@@ -166,17 +189,21 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
 
 
 def _banner(settings: Settings, sample_url: str, serving: str, zones: dict[str, str],
-            yesterdays: dict[str, Any], truth_dir: Path, with_airflow: bool) -> str:
+            yesterdays: dict[str, Any], truth_dir: Path, with_airflow: bool, password: str, token: str) -> str:
     site = next(iter(zones))
     day, today = yesterdays[site].isoformat(), (yesterdays[site] + timedelta(days=1)).isoformat()
     airflow = (f" Airflow: http://127.0.0.1:{settings.airflow.port}  (user admin, password in\n"
                f"   {airflow_env.password_file(settings)})\n") if with_airflow else ""
     return f"""
 ================================ Parallax demo is live ================================
+ Log in to the serving layer as {DEMO_USER}, password (new at every demo, shown once):
+   {password}
+ Scripts send the demo's read-only API token (shown once); for the commands below:
+   export PARALLAX_TOKEN={token}
  The sample site: open it in a browser, click around, sign up:
    {sample_url}/
  and watch your own visit arrive (site "{sample_site.SITE_ID}"), within seconds:
-   {serving}/api/v1/sites/{sample_site.SITE_ID}/realtime
+   curl -H "Authorization: Bearer $PARALLAX_TOKEN" {serving}/api/v1/sites/{sample_site.SITE_ID}/realtime
    .venv/bin/parallax watch {sample_site.SITE_ID}        (Socket.IO room site:{sample_site.SITE_ID})
    {serving}/api/v1/sites/{sample_site.SITE_ID}/breakdown?dimension=element&metrics=impressions,clicks,ctr
  Generated traffic (`parallax generate`) on {', '.join(f'{s} ({z})' for s, z in zones.items())}:
@@ -184,6 +211,7 @@ def _banner(settings: Settings, sample_url: str, serving: str, zones: dict[str, 
    {serving}/api/v1/sites/{site}/report?from={day}&to={today}&granularity=hour
    today by minute: {serving}/api/v1/sites/{site}/report?granularity=minute
    goals: {serving}/api/v1/sites/{site}/breakdown?dimension=goal&metrics=conversions,conversion_rate
+   the API's contract: {serving}/api/v1/openapi.json
    what was sent (ground truth and summaries): {truth_dir}
 {airflow} Logs: {settings.paths.var_dir / 'logs'}
  Ctrl-C stops everything the demo started.

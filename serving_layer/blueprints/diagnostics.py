@@ -6,19 +6,55 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import BaseModel, Field
 
+from serving_layer.access import Access
+from serving_layer.api import API_PREFIX, Query, endpoint
 from serving_layer.params import parse_day, site_zone, store
 
-bp = Blueprint("diagnostics", __name__, url_prefix="/api/v1")
+bp = Blueprint("diagnostics", __name__, url_prefix=API_PREFIX)
 
 
-@bp.get("/sites/<site>/drift")
+class DayQuery(Query):
+    day: str | None = Field(None, max_length=10, description="YYYY-MM-DD")
+
+
+class DriftMeasure(BaseModel):
+    measure: str
+    speed: int
+    batch: int
+    speed_minutes: int
+    batch_minutes: int
+    minutes_differing: int
+    computed_at: str
+    difference: int
+    relative: float | None
+
+
+class Drift(BaseModel):
+    site: str
+    day: str
+    computed: bool
+    measures: list[DriftMeasure]
+
+
+class Dropped(BaseModel):
+    day: str
+    dropped: dict[str, int]
+
+
+class Health(BaseModel):
+    status: str
+
+
+@endpoint(bp, "GET", "/sites/<site>/drift", Access.SITE_VIEWER, query=DayQuery, ok=Drift, tags=["diagnostics"])
 def drift(site: str) -> Response:
     """How far the speed views of a day (?day=YYYY-MM-DD in the site's zone, default
     yesterday) were from the batch layer's exact views, per measure."""
+    q: DayQuery = request.context.query  # type: ignore[attr-defined]
     s, tz = site_zone(site)
     yesterday = datetime.now(ZoneInfo(tz)).date() - timedelta(days=1)
-    day = parse_day(request.args.get("day") or yesterday.isoformat())
+    day = parse_day(q.day or yesterday.isoformat())
     measures = s.drift(site, day)
     for m in measures:
         m["difference"] = m["speed"] - m["batch"]
@@ -26,14 +62,16 @@ def drift(site: str) -> Response:
     return jsonify(site=site, day=day.isoformat(), computed=bool(measures), measures=measures)
 
 
-@bp.get("/speed/dropped")
+@endpoint(bp, "GET", "/speed/dropped", Access.ADMIN, query=DayQuery, ok=Dropped, tags=["diagnostics"])
 def speed_dropped() -> Response:
     """How many events the speed layer dropped behind its watermark on a UTC day
-    (?day=YYYY-MM-DD, default today), per streaming query. The batch layer counts them."""
-    day = parse_day(request.args.get("day") or datetime.now(timezone.utc).date().isoformat())
+    (?day=YYYY-MM-DD, default today), per streaming query, over every site (admins). The
+    batch layer counts them."""
+    q: DayQuery = request.context.query  # type: ignore[attr-defined]
+    day = parse_day(q.day or datetime.now(timezone.utc).date().isoformat())
     return jsonify(day=day.isoformat(), dropped=store().dropped_late(day))
 
 
-@bp.get("/health")
+@endpoint(bp, "GET", "/health", Access.PUBLIC, ok=Health, uses_store=False, tags=["diagnostics"])
 def health() -> Response:
     return jsonify(status="ok")

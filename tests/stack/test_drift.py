@@ -5,7 +5,6 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-import requests
 
 from batch_layer.drift import VISITORS, record_drift
 from store.views import BATCH_TABLE, SPEED_TABLE, ViewWrites
@@ -16,7 +15,7 @@ def _by_measure(drifts):
     return {d.measure: d for d in drifts}
 
 
-def test_recorded_and_served_for_the_sites_local_day(cassandra, stack, registry, serving_url):
+def test_recorded_and_served_for_the_sites_local_day(cassandra, stack, registry, serving_url, api):
     """Rows written as both layers write them, for a site in Kolkata (UTC+5:30): only the
     minutes of its local day count, the record lands in Cassandra and the API serves it."""
     site, tz, day = f"drift-{uuid.uuid4().hex[:8]}", "Asia/Kolkata", date(2026, 3, 4)
@@ -41,13 +40,13 @@ def test_recorded_and_served_for_the_sites_local_day(cassandra, stack, registry,
     assert (drift["pageviews"].speed, drift["pageviews"].batch, drift["pageviews"].minutes_differing) == (3, 4, 1)
     assert (drift[VISITORS].speed, drift[VISITORS].batch) == (2, 3)  # a union of a, b and a: not 3
 
-    body = requests.get(f"{serving_url}/api/v1/sites/{site}/drift", params={"day": day.isoformat()}, timeout=10).json()
+    body = api.get(f"{serving_url}/api/v1/sites/{site}/drift", params={"day": day.isoformat()}, timeout=10).json()
     served = {m["measure"]: m for m in body["measures"]}
     assert body["computed"] and served["pageviews"]["difference"] == -1
     assert served["pageviews"]["relative"] == pytest.approx(-0.25)
     assert served["events"]["minutes_differing"] == 1 and served["sessions"]["speed"] == 0
 
-    empty = requests.get(f"{serving_url}/api/v1/sites/{site}/drift", params={"day": "2026-03-05"}, timeout=10).json()
+    empty = api.get(f"{serving_url}/api/v1/sites/{site}/drift", params={"day": "2026-03-05"}, timeout=10).json()
     assert empty["computed"] is False and empty["measures"] == []
-    bad = requests.get(f"{serving_url}/api/v1/sites/{site}/drift", params={"day": "yesterday"}, timeout=10)
+    bad = api.get(f"{serving_url}/api/v1/sites/{site}/drift", params={"day": "yesterday"}, timeout=10)
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.json()["error"]

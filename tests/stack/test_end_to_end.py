@@ -41,8 +41,8 @@ def expected_hourly(events: list[dict], cookieless_id: str) -> dict[datetime, tu
     return {h: (pageviews[h], len(visitors[h])) for h in visitors}
 
 
-def report(serving_url: str, site: str, **params) -> dict:
-    r = requests.get(f"{serving_url}/api/v1/sites/{site}/report", params=params, timeout=30)
+def report(api: requests.Session, serving_url: str, site: str, **params) -> dict:
+    r = api.get(f"{serving_url}/api/v1/sites/{site}/report", params=params, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -57,7 +57,7 @@ def run_nightly_dag(day: datetime):
     return dag.test(run_conf={"day": day.date().isoformat()})
 
 
-def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, new_site, spark):
+def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, api, admin_token, new_site, spark):
     now = datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if now - today < timedelta(minutes=20):  # yesterday must have ended, plus the batch grace
@@ -68,7 +68,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     live_updates: list[dict] = []
     sio = socketio.Client()
     sio.on("metrics", lambda data: live_updates.append(data))
-    sio.connect(serving_url, transports=["websocket"], wait_timeout=20)
+    sio.connect(serving_url, transports=["websocket"], wait_timeout=20, auth={"token": admin_token})
     sio.emit("subscribe", {"site": site})
 
     recent = [now - timedelta(seconds=s) for s in (150, 140, 95, 80, 40, 20, 10)]
@@ -108,7 +108,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
 
     # Speed layer: today's numbers appear in the report, not final, duplicates dropped.
     def today_report():
-        rep = report(serving_url, site, **{"from": today.date().isoformat(), "granularity": "minute"})
+        rep = report(api, serving_url, site, **{"from": today.date().isoformat(), "granularity": "minute"})
         return rep if rep["totals"]["pageviews"] == exp_today_pageviews else None
 
     rep = wait_for("today's pageviews in the report", today_report, timeout=180, interval=2)
@@ -116,7 +116,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     assert all(not b["final"] for b in rep["buckets"])
 
     # Realtime: the last five minutes and the current one, from the speed views.
-    rt = requests.get(f"{serving_url}/api/v1/sites/{site}/realtime", timeout=30).json()
+    rt = api.get(f"{serving_url}/api/v1/sites/{site}/realtime", timeout=30).json()
     since = datetime.fromisoformat(rt["minutes"][0]["start"]).timestamp() * 1000
     in_window = [e for e in {e["event_id"]: e for e in today_events}.values() if e["ts"] >= since]
     assert len(rt["minutes"]) == 6 and rt["minutes"][-1]["start"] == rt["current_minute"]["start"]
@@ -136,7 +136,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     dag_run = run_nightly_dag(yesterday)
     assert str(dag_run.state) in ("success", "DagRunState.SUCCESS"), dag_run.state
 
-    merged = report(serving_url, site, **{"from": yesterday.date().isoformat(), "to": today.date().isoformat(),
+    merged = report(api, serving_url, site, **{"from": yesterday.date().isoformat(), "to": today.date().isoformat(),
                                           "granularity": "hour"})
     assert merged["boundary"] == today.isoformat()
     assert len(merged["buckets"]) == 48
@@ -148,7 +148,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     distinct = {e.get("visitor_id") or cookieless for e in sent}
     assert merged["totals"] == {"pageviews": sum(p for p, _ in expected.values()), "visitors": len(distinct)}
 
-    day = report(serving_url, site, **{"from": yesterday.date().isoformat(), "to": yesterday.date().isoformat(),
+    day = report(api, serving_url, site, **{"from": yesterday.date().isoformat(), "to": yesterday.date().isoformat(),
                                        "granularity": "day"})
     assert day["buckets"] == [{"start": yesterday.isoformat(), "final": True, "pageviews": 4, "visitors": 3}]
 
@@ -158,7 +158,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     for e in unique:
         per_page[e["url"].removeprefix("https://example.test")].append(e)
     ranked = sorted(per_page.items(), key=lambda kv: (-sum(x["type"] == "pageview" for x in kv[1]), kv[0]))
-    r = requests.get(f"{serving_url}/api/v1/sites/{site}/breakdown", timeout=30, params={
+    r = api.get(f"{serving_url}/api/v1/sites/{site}/breakdown", timeout=30, params={
         "dimension": "page", "metrics": "pageviews,events,visitors", "limit": 2,
         "from": yesterday.date().isoformat(), "to": today.date().isoformat()})
     assert r.status_code == 200, r.text
@@ -175,7 +175,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     # Channels: every event in one; the former name answers the same, marked as replaced.
     by_channel = {}
     for dimension in ("channel", "referrer_source"):
-        r = requests.get(f"{serving_url}/api/v1/sites/{site}/breakdown", timeout=30, params={
+        r = api.get(f"{serving_url}/api/v1/sites/{site}/breakdown", timeout=30, params={
             "dimension": dimension, "metrics": "events", "from": yesterday.date().isoformat(),
             "to": today.date().isoformat()})
         assert r.status_code == 200, r.text
@@ -218,11 +218,11 @@ def test_unknown_site_is_rejected(stack, collector_url):
     assert r.status_code == 400 and "unknown site" in r.json()["error"]
 
 
-def test_report_rejects_bad_parameters(serving_url, new_site):
+def test_report_rejects_bad_parameters(serving_url, api, new_site):
     site = new_site("rep")
     for params, needle in [({"granularity": "week"}, "granularity"), ({"metrics": "revenue"}, "revenue"),
                            ({"from": "yesterday"}, "from"), ({"from": "2026-01-01", "to": "2026-12-31",
                                                               "granularity": "minute"}, "at most")]:
-        r = requests.get(f"{serving_url}/api/v1/sites/{site}/report", params=params, timeout=30)
+        r = api.get(f"{serving_url}/api/v1/sites/{site}/report", params=params, timeout=30)
         assert r.status_code == 400 and needle in r.json()["error"], (params, r.text)
-    assert requests.get(f"{serving_url}/api/v1/sites/nope/report", timeout=30).status_code == 404
+    assert api.get(f"{serving_url}/api/v1/sites/nope/report", timeout=30).status_code == 404

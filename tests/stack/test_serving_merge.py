@@ -15,9 +15,11 @@ UTC = timezone.utc
 
 
 @pytest.fixture
-def client(stack):
+def client(stack, admin_token):
     app = create_app(stack, live_feed=False)
-    yield app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
+    yield client
     app.extensions["parallax.store"].close()
 
 
