@@ -175,6 +175,15 @@ class ServingSettings(BaseSettings):
     # How often each serving process checks its sockets' access again (a logout, a revoked
     # token or a removed membership ends a socket's access within this many seconds).
     socket_recheck_s: float = Field(5.0, gt=0)
+    # Freshness: measured at most this often per process; the speed layer counts as stalled
+    # when it is behind Kafka and its offsets have not moved for stall_after_s.
+    freshness_refresh_s: float = Field(2.0, gt=0)
+    stall_after_s: float = Field(60.0, gt=0)
+    # Answers computed on demand from the master dataset (DuckDB): the most events one
+    # query may read, and each query's threads and memory.
+    archive_max_events: int = Field(100_000_000, gt=0)
+    archive_threads: int = Field(2, ge=1)
+    archive_memory: str = "1GB"
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -35,6 +35,10 @@ _ENRICHED_EVENT_COLUMNS = tuple(re.split(r",\s(?=\w+ [A-Z])", ENRICHED_EVENT_DDL
 ENRICHED_EVENT_FIELDS = tuple(column.split(" ", 1)[0] for column in _ENRICHED_EVENT_COLUMNS)
 
 
+ENRICHED_EVENT_TYPES = {name: column.split(" ", 1)[1] for column, name in zip(_ENRICHED_EVENT_COLUMNS,
+                                                                               ENRICHED_EVENT_FIELDS)}
+
+
 def enriched_event_ddl(fields: Collection[str]) -> str:
     """The DDL of the enriched event's ``fields`` only (in the DDL's order)."""
     return ", ".join(c for c, name in zip(_ENRICHED_EVENT_COLUMNS, ENRICHED_EVENT_FIELDS) if name in fields)

@@ -13,6 +13,7 @@ from serving_layer import errors, live, security
 from serving_layer.access import Access, check_routes, enforce, requires
 from serving_layer.api import API_PREFIX, api
 from serving_layer.blueprints import admin, auth, diagnostics, me, reports, sites
+from serving_layer.freshness import FreshnessMonitor
 from serving_layer.reports import ReportError
 from serving_layer.sessions import CassandraSessionInterface
 from serving_layer.stores import LazyStore
@@ -23,7 +24,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def _report_error(exc: ReportError) -> Response:
-    return errors.error_response(400, str(exc))
+    return errors.error_response(400, str(exc), **({"parameter": exc.parameter} if exc.parameter else {}))
 
 
 @requires(Access.PUBLIC, uses_store=False)
@@ -40,6 +41,7 @@ def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *,
     store = LazyStore(settings)
     app.extensions["parallax.settings"] = settings
     app.extensions["parallax.store"] = store
+    app.extensions["parallax.freshness"] = FreshnessMonitor(settings, lambda: store().diagnostics)
     serving = settings.serving
     app.session_interface = CassandraSessionInterface(lambda: store().accounts, serving.session_lifetime_s,
                                                       serving.anonymous_session_s)

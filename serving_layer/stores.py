@@ -12,25 +12,32 @@ from cassandra.cluster import Session
 from infra.clients import cassandra_session
 from infra.settings import Settings
 from store.accounts import Accounts
+from store.archive import Archive
 from store.boundary import Boundaries
 from store.diagnostics import Diagnostics
 from store.ratelimits import RateLimitHits
 from store.registry import Registry
 from store.views import ViewReader, ViewRow
 from views.catalogue import TRAFFIC_VIEW
+from views.goals import Goal
 
 
 class ServingStore:
-    """The reads of the reports and diagnostics routes (the reports facade's ``ViewStore``)."""
+    """The reads of the reports and diagnostics routes (the reports facade's ``Sources``):
+    the views, the registry and accounts in Cassandra; the master dataset on disk."""
 
-    def __init__(self, session: Session, keyspace: str) -> None:
+    def __init__(self, session: Session, keyspace: str, archive: Archive, max_archive_events: int) -> None:
         self.session = session
         self._views = ViewReader(session, keyspace)
         self._boundaries = Boundaries(session, keyspace)
         self.registry = Registry(session, keyspace)
         self.accounts = Accounts(session, keyspace)
         self.rate_limit_hits = RateLimitHits(session, keyspace)
-        self._diagnostics = Diagnostics(session, keyspace)
+        self.diagnostics = Diagnostics(session, keyspace)
+        self.archive, self.max_archive_events = archive, max_archive_events
+
+    def site_goals(self, site: str) -> tuple[Goal, ...]:
+        return self.registry.site_goals(site)
 
     def site_zone(self, site: str) -> str | None:
         """The site's IANA time zone, or None if the site is not registered."""
@@ -44,10 +51,10 @@ class ServingStore:
         return self._views.rows(table, site, granularity, start, end, view)
 
     def drift(self, site: str, day: date) -> list[dict[str, Any]]:
-        return self._diagnostics.drift(site, day)
+        return self.diagnostics.drift(site, day)
 
     def dropped_late(self, day: date) -> dict[str, int]:
-        return self._diagnostics.dropped(day)
+        return self.diagnostics.dropped(day)
 
 
 class LazyStore:
@@ -61,8 +68,11 @@ class LazyStore:
     def __call__(self) -> ServingStore:
         with self._lock:
             if self._store is None:
-                keyspace = self._settings.cassandra.keyspace
-                self._store = ServingStore(cassandra_session(self._settings, keyspace), keyspace)
+                s = self._settings
+                keyspace = s.cassandra.keyspace
+                archive = Archive(s.paths.master_dir, s.serving.archive_threads, s.serving.archive_memory)
+                self._store = ServingStore(cassandra_session(s, keyspace), keyspace, archive,
+                                           s.serving.archive_max_events)
             return self._store
 
     def close(self) -> None:
@@ -70,4 +80,5 @@ class LazyStore:
         with self._lock:
             if self._store is not None:
                 self._store.session.cluster.shutdown()
+                self._store.archive.close()
                 self._store = None

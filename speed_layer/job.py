@@ -21,7 +21,7 @@ from infra.clients import cassandra_session, json_bytes, kafka_producer
 from infra.settings import Settings
 from infra.spark import get_session
 from speed_layer.checkpoints import VERSIONS, explain_failure, move_aside, query_checkpoint, query_start
-from speed_layer.progress import DroppedLateListener
+from speed_layer.progress import ProgressListener
 from speed_layer.queries import SpeedQueries
 from speed_layer.sessions import SpeedSessionSink
 from speed_layer.sinks import SpeedViewSink
@@ -94,7 +94,7 @@ def run(settings: Settings, *, rebuild: bool = False) -> int:
                              rebuild=rebuild)
     producer = kafka_producer(settings, value_serializer=json_bytes)
     spark = get_session(settings, "parallax-speed", with_kafka=True)
-    spark.streams.addListener(DroppedLateListener(Diagnostics(session, keyspace)))
+    spark.streams.addListener(ProgressListener(Diagnostics(session, keyspace)))
     writes = ViewWrites(session, keyspace)
     starter = SpeedQueries(spark, settings, SpeedViewSink(writes, producer, settings.kafka.topic_live),
                            SpeedSessionSink(SessionSums(session, keyspace), writes), starts)

@@ -34,6 +34,11 @@ class Measure:
         return "session" if set(self.columns) <= set(SESSION_COLUMNS) else "event"
 
 
+# What each count column counts: the events of one type, or (None) every event. The
+# layers' aggregations and the archive's SQL (views.sql) count from this one table.
+EVENT_COUNTS: dict[str, str | None] = {"pageviews": "pageview", "events": None, "clicks": "click",
+                                       "impressions": "impression"}
+
 # The stored columns of a view row. Event views (from events) fill EVENT_COLUMNS; session
 # views (from sessions, attributed to the bucket where the session started) fill
 # SESSION_COLUMNS. The site total ("traffic") row carries both; each layer writes each set
@@ -99,26 +104,31 @@ class Dimension:
     name: str
     doc: str
     source: str = "event"  # "session": a breakdown of session views (entry and exit pages)
+    # An event dimension's value: the first of these event fields that is set, else
+    # "(none)" (schemas.sources.NONE_VALUE). Empty for the dimensions derived otherwise
+    # (an element, a goal, a session's pages), whose transforms say how.
+    fields: tuple[str, ...] = ()
 
 
 DIMENSIONS: dict[str, Dimension] = {
     d.name: d
     for d in (
-        Dimension("page", "the page path"),
+        Dimension("page", "the page path", fields=("path",)),
         Dimension("entry_page", "the first page of the session", "session"),
         Dimension("exit_page", "the last page of the session", "session"),
         Dimension("channel", "the kind of traffic the visit came from, GA4's default channel group plus Internal "
-                             "and AI Assistants (README: Acquisition channels)"),
+                             "and AI Assistants (README: Acquisition channels)", fields=("channel",)),
         Dimension("source", "who sent the visit: a search engine, social network, ... by name (Google), a "
-                            "tagged utm_source, a referring site's host, or Direct"),
-        Dimension("utm_source", "utm_source of the page URL"),
-        Dimension("utm_medium", "utm_medium of the page URL"),
-        Dimension("utm_campaign", "utm_campaign of the page URL"),
-        Dimension("country", "the visitor's country (ISO 3166 code), from the collector's offline IP database"),
-        Dimension("device", "device type: desktop, mobile, tablet, bot"),
-        Dimension("browser", "the browser's family"),
-        Dimension("os", "the operating system's family"),
-        Dimension("event_name", "the custom event's name, else the event type"),
+                            "tagged utm_source, a referring site's host, or Direct", fields=("source",)),
+        Dimension("utm_source", "utm_source of the page URL", fields=("utm_source",)),
+        Dimension("utm_medium", "utm_medium of the page URL", fields=("utm_medium",)),
+        Dimension("utm_campaign", "utm_campaign of the page URL", fields=("utm_campaign",)),
+        Dimension("country", "the visitor's country (ISO 3166 code), from the collector's offline IP database",
+                  fields=("country",)),
+        Dimension("device", "device type: desktop, mobile, tablet, bot", fields=("device",)),
+        Dimension("browser", "the browser's family", fields=("browser",)),
+        Dimension("os", "the operating system's family", fields=("os",)),
+        Dimension("event_name", "the custom event's name, else the event type", fields=("name", "type")),
         Dimension("element", "the element of a click or impression (props.element); see ctr"),
         Dimension(GOAL_VIEW, "the site's goals (`parallax goal add`): events are conversions"),
     )

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving_layer.access import Access
 from serving_layer.api import API_PREFIX, Query, endpoint
+from serving_layer.freshness import freshness
 from serving_layer.params import metric_list, site_range, site_zone
-from serving_layer.reports import breakdown_report, realtime_report, traffic_report
+from serving_layer.reports import ReportError, breakdown_report, realtime_report, traffic_report
+from serving_layer.stores import ServingStore
+from views.filters import Filter, FilterError, parse_filters
 
 bp = Blueprint("reports", __name__, url_prefix=API_PREFIX)
 Value = int | float | None
@@ -24,21 +28,57 @@ class RangeQuery(Query):
                                                             "default today")
 
 
+FILTERS_DOC = ("conditions that must all hold, ';'-separated: dimension==value, != (is not), =@ (contains), "
+               "!@ (does not contain); e.g. page==/pricing;country==FR")
+
+
 class ReportQuery(RangeQuery):
     metrics: str = Field("pageviews,visitors", max_length=500, description="comma-separated measures")
     granularity: Literal["minute", "hour", "day"] = "hour"
+    filters: str | None = Field(None, max_length=4000, description=FILTERS_DOC)
+    compare: Literal["previous_period", "previous_year"] | None = Field(
+        None, description="add the same report for the previous period (as long, just before) or year")
 
 
 class BreakdownQuery(RangeQuery):
     dimension: str = Field(max_length=100, description="a dimension, or prop:<key>")
     metrics: str = Field("visitors,pageviews", max_length=500)
     limit: int = Field(10, ge=1, le=1000)
+    filters: str | None = Field(None, max_length=4000, description=FILTERS_DOC)
+
+
+class SpeedFreshness(BaseModel):
+    processed_through: str | None = Field(description="the newest event time the speed layer has processed")
+    lag_records: int | None = Field(description="events in Kafka the speed layer has not read yet")
+    lag_seconds: float | None = Field(description="how long the oldest of them has waited")
+    stalled: bool = Field(description="behind, and no progress for the configured time")
+    stalled_since: str | None
+    last_progress: str | None
+    last_report: str | None
+    measured_at: str
+    problem: str | None
+
+
+class Freshness(BaseModel):
+    batch_boundary: str | None = Field(description="buckets before it are final (the batch layer's exact views)")
+    speed: SpeedFreshness
 
 
 class Bucket(BaseModel):
     model_config = ConfigDict(extra="allow")
     start: str
     final: bool
+
+
+class Comparison(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    compare: str
+    from_: str = Field(alias="from")
+    to: str
+    computed_from: str
+    buckets: list[Bucket]
+    totals: dict[str, Value]
+    change: dict[str, float | None] = Field(description="each total's relative change against the comparison")
 
 
 class Report(BaseModel):
@@ -50,8 +90,14 @@ class Report(BaseModel):
     from_: str = Field(alias="from")
     to: str
     metrics: list[str]
+    filters: list[str]
+    computed_from: Literal["views", "archive"] = Field(
+        description="views: the layers' stored views; archive: computed on demand from the master dataset")
     buckets: list[Bucket]
     totals: dict[str, Value]
+    unavailable: dict[str, str] | None = Field(None, description="metrics this filter cannot give (null), and why")
+    comparison: Comparison | None = None
+    freshness: Freshness
 
 
 class Row(BaseModel):
@@ -73,9 +119,12 @@ class Breakdown(BaseModel):
     from_: str = Field(alias="from")
     to: str
     metrics: list[str]
+    filters: list[str]
+    computed_from: Literal["views", "archive"]
     rows: list[Row]
     other: Other | None
     deprecated: str | None = None
+    freshness: Freshness
 
 
 class Minute(BaseModel):
@@ -92,15 +141,31 @@ class Realtime(BaseModel):
     visitors_last_5_minutes: int
     current_minute: Minute
     minutes: list[Minute]
+    freshness: Freshness
+
+
+def _filters(text: str | None) -> tuple[Filter, ...]:
+    try:
+        return parse_filters(text)
+    except FilterError as exc:
+        raise ReportError(str(exc), "filters") from None
+
+
+def _with_freshness(answer: dict[str, Any], store: ServingStore, site: str, tz: str) -> Response:
+    monitor = current_app.extensions["parallax.freshness"]
+    answer["freshness"] = freshness(store.boundary(site), monitor.speed(), ZoneInfo(tz))
+    return jsonify(answer)
 
 
 @endpoint(bp, "GET", "/sites/<site>/report", Access.SITE_VIEWER, query=ReportQuery, ok=Report, tags=["reports"])
 def report(site: str) -> Response:
     """Measures per bucket and in total over a range: batch views before the site's
-    boundary (final), speed views after it."""
+    boundary (final), speed views after it; filtered, compared, with its freshness."""
     q: ReportQuery = request.context.query  # type: ignore[attr-defined]
     store, tz, start, end = site_range(site, q.from_, q.to)
-    return jsonify(traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity, tz))
+    answer = traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity, tz,
+                            filters=_filters(q.filters), compare=q.compare)
+    return _with_freshness(answer, store, site, tz)
 
 
 @endpoint(bp, "GET", "/sites/<site>/breakdown", Access.SITE_VIEWER, query=BreakdownQuery, ok=Breakdown,
@@ -109,11 +174,13 @@ def breakdown(site: str) -> Response:
     """The top values of a dimension over a range, by the first metric; the rest as "(other)"."""
     q: BreakdownQuery = request.context.query  # type: ignore[attr-defined]
     store, tz, start, end = site_range(site, q.from_, q.to)
-    return jsonify(breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz, q.limit))
+    answer = breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz, q.limit,
+                              filters=_filters(q.filters))
+    return _with_freshness(answer, store, site, tz)
 
 
 @endpoint(bp, "GET", "/sites/<site>/realtime", Access.SITE_VIEWER, ok=Realtime, tags=["reports"])
 def realtime(site: str) -> Response:
     """Visitors in the last 5 minutes and the current minute's counts, from the speed layer."""
     store, tz = site_zone(site)
-    return jsonify(realtime_report(store, site, datetime.now(timezone.utc), tz))
+    return _with_freshness(realtime_report(store, site, datetime.now(timezone.utc), tz), store, site, tz)

@@ -8,6 +8,7 @@ import math
 import random
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,6 +17,7 @@ from batch_layer.job import run_day
 from serving_layer.reports import traffic_report
 from serving_layer.stores import ServingStore
 from speed_layer.queries import archive_frame
+from store.archive import Archive
 from tools.synthetic import archived_event
 
 pytestmark = pytest.mark.stack
@@ -46,7 +48,7 @@ def test_week_visitors_are_a_union_not_a_sum(spark, cassandra, stack, registry, 
     for i in range(7):
         run_day(spark, cassandra, stack.cassandra.keyspace, master, FIRST + timedelta(days=i), {site: TZ})
 
-    store = ServingStore(cassandra, stack.cassandra.keyspace)
+    store = ServingStore(cassandra, stack.cassandra.keyspace, Archive(Path(master)), 10_000_000)
     start = datetime(FIRST.year, FIRST.month, FIRST.day, tzinfo=zone).astimezone(UTC)
     week = traffic_report(store, site, ["visitors", "pageviews"], start, start + timedelta(days=7), "day", TZ)
     assert all(b["final"] for b in week["buckets"]) and len(week["buckets"]) == 7

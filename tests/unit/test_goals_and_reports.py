@@ -1,14 +1,15 @@
-"""Goals and the report arithmetic on tiny inputs: assertions on outputs (the sessions
-transforms: tests/stack/test_sessions.py)."""
+"""Goals, report filters and comparison ranges, on tiny inputs (the report arithmetic on
+the real store: tests/stack/test_report_arithmetic.py)."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from serving_layer.reports import ReportError, breakdown_report, traffic_report
-from store.views import MEASURE_COLUMNS
+from serving_layer.reports import previous_range
+from views.filters import FilterError, parse_filters
 from views.goals import Goal, path_regex, validate_goal
 
 UTC = timezone.utc
@@ -28,46 +29,30 @@ def test_page_goal_patterns():
         raise AssertionError(f"{bad} was accepted")
 
 
-class Row:
-    def __init__(self, bucket, **values):
-        self.bucket, self.dim = bucket, values.pop("dim", "")
-        for c in MEASURE_COLUMNS:
-            setattr(self, c, values.get(c, 0 if c != "visitors_sketch" else None))
+def test_filters_are_read_with_their_operators_and_escapes():
+    got = parse_filters(r"page==/pricing;country!=FR;page=@blog;utm_campaign!@sale;prop:plan==a\;b;referrer_source==x")
+    assert [(f.dimension, f.op, f.value) for f in got] == [
+        ("page", "==", "/pricing"), ("country", "!=", "FR"), ("page", "=@", "blog"), ("utm_campaign", "!@", "sale"),
+        ("prop:plan", "==", "a;b"), ("channel", "==", "x")]  # the former dimension name answers as its successor
+    assert got[4].matches("a;b") and not got[1].matches("FR") and got[2].matches("/blog/x") and got[3].matches("x")
+    assert str(got[4]) == r"prop:plan==a\;b" and parse_filters(str(got[4])) == (got[4],)
+    assert parse_filters("") == () and parse_filters(None) == ()
+    for bad, needle in [("planet==Mars", "unknown dimension"), ("page", "no operator"),
+                        (";".join(["page==/"] * 9), "at most 8"), ("page==" + "x" * 600, "at most 512")]:
+        with pytest.raises(FilterError, match=needle):
+            parse_filters(bad)
 
 
-class Store:
-    """Rows kept in a dict: the reports facade's arithmetic, without Cassandra."""
+def test_the_range_to_compare_with():
+    paris = "Europe/Paris"
 
-    def __init__(self, speed=(), batch=(), boundary=None):
-        self.speed, self.batch, self._boundary = list(speed), list(batch), boundary
+    def local(*args: int) -> datetime:
+        return datetime(*args, tzinfo=ZoneInfo(paris)).astimezone(UTC)
 
-    def boundary(self, site):
-        return self._boundary
-
-    def rows(self, table, site, granularity, start, end, view="traffic"):
-        rows = self.speed if table == "speed_views" else self.batch
-        return [r for r in rows if start <= r.bucket < end and getattr(r, "view", "traffic") == view]
-
-
-def test_ratios_are_computed_after_merging_never_averaged():
-    t = datetime(2026, 11, 21, 10, tzinfo=UTC)
-    speed = [Row(t, sessions=1, bounces=1, duration_ms=0, session_pageviews=1, clicks=0, impressions=10),
-             Row(t + timedelta(minutes=1), sessions=3, bounces=0, duration_ms=90_000, session_pageviews=9, clicks=2,
-                 impressions=10)]
-    report = traffic_report(Store(speed), "s", ["sessions", "bounce_rate", "avg_duration", "pages_per_session", "ctr",
-                                                "duration"], t, t + timedelta(hours=1), "hour")
-    # per-minute rates would average to 0.5 bounce rate; the hour's is 1 bounce in 4 sessions
-    assert report["buckets"][0] == {"start": t.isoformat(), "final": False, "sessions": 4, "bounce_rate": 0.25,
-                                    "avg_duration": 22.5, "pages_per_session": 2.5, "ctr": 0.1, "duration": 90.0}
-    empty = traffic_report(Store(), "s", ["bounce_rate"], t, t + timedelta(hours=1), "hour")
-    assert empty["totals"] == {"bounce_rate": None}  # no sessions: no rate, not 0
-
-
-def test_breakdowns_refuse_measures_of_the_other_kind():
-    t = datetime(2026, 11, 21, 10, tzinfo=UTC)
-    with pytest.raises(ReportError, match="do not break down by 'page'"):
-        breakdown_report(Store(), "s", "page", ["bounce_rate"], t, t + timedelta(hours=1))
-    with pytest.raises(ReportError, match="do not break down by 'entry_page'"):
-        breakdown_report(Store(), "s", "entry_page", ["pageviews"], t, t + timedelta(hours=1))
-    with pytest.raises(ReportError, match="unknown metric"):
-        breakdown_report(Store(), "s", "page", ["conversion_rate"], t, t + timedelta(hours=1))
+    # Whole days stay whole days, across the October DST change (a 25-hour day).
+    assert previous_range(local(2026, 10, 26), local(2026, 10, 28), paris, "previous_period") == \
+        (local(2026, 10, 24), local(2026, 10, 26))
+    start, end = datetime(2026, 11, 21, 10, 30, tzinfo=UTC), datetime(2026, 11, 21, 12, tzinfo=UTC)
+    assert previous_range(start, end, paris, "previous_period") == (start - timedelta(minutes=90), start)
+    assert previous_range(local(2028, 2, 29), local(2028, 3, 1), paris, "previous_year") == \
+        (local(2027, 2, 28), local(2027, 3, 1))

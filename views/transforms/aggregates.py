@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from views.catalogue import TOTAL_DIM, TRAFFIC_VIEW
+from views.catalogue import EVENT_COUNTS, TOTAL_DIM, TRAFFIC_VIEW
 from views.goals import Goal
 from views.sketches import HLL_LG_K
 from views.transforms.buckets import bucket_of, with_bucket
@@ -29,17 +29,18 @@ def views(events: DataFrame, granularity: str, *, exact_visitors: bool, breakdow
     return traffic(keyed, granularity, exact_visitors=exact_visitors, keys=("view_name", "dim"))
 
 
-COUNT_COLUMNS = ("pageviews", "events", "clicks", "impressions")
+COUNT_COLUMNS = tuple(EVENT_COUNTS)
 
 
 def _counts(events: DataFrame) -> list[Column]:
-    """The event counts of a view row, from ``events`` (by ``TYPE_CODE`` if they have it)."""
+    """The event counts of a view row (``views.catalogue.EVENT_COUNTS``), from ``events``
+    (by ``TYPE_CODE`` if they have it)."""
     def of_type(t: str) -> Column:
         if TYPE_CODE in events.columns:
             return F.col(TYPE_CODE) == F.lit(COUNTED_TYPES.index(t) + 1)
         return F.col("type") == F.lit(t)
-    return [F.count_if(of_type("pageview")).alias("pageviews"), F.count(F.lit(1)).alias("events"),
-            F.count_if(of_type("click")).alias("clicks"), F.count_if(of_type("impression")).alias("impressions")]
+    return [(F.count(F.lit(1)) if counted is None else F.count_if(of_type(counted))).alias(column)
+            for column, counted in EVENT_COUNTS.items()]
 
 
 def _view_row(grouped: DataFrame, keys: tuple[str, ...], visitors: Column) -> DataFrame:

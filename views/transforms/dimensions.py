@@ -17,9 +17,15 @@ def dim_column(name: str) -> str:
 CONDITIONAL_DIMENSIONS = ("element", GOAL_VIEW)
 
 
-def _enriched(events: DataFrame, name: str) -> Column:
-    """A field of the collector's enrichment; "(none)" where it is missing."""
-    return F.coalesce(F.col(name), F.lit(NONE_VALUE)) if name in events.columns else F.lit(NONE_VALUE)
+def _field(events: DataFrame, name: str) -> Column:
+    return F.col(name) if name in events.columns else F.lit(None).cast("string")
+
+
+def dimension_value(events: DataFrame, name: str) -> Column:
+    """An event dimension's value as the catalogue defines it: the first of its fields
+    that is set, else "(none)" (a field the events lack, as before the collector filled
+    it in, counts as unset)."""
+    return F.coalesce(*(_field(events, f) for f in DIMENSIONS[name].fields), F.lit(NONE_VALUE))
 
 
 def with_dimensions(events: DataFrame) -> DataFrame:
@@ -30,15 +36,8 @@ def with_dimensions(events: DataFrame) -> DataFrame:
     the event's acquisition fields as they are ("(none)" where missing): the batch layer
     brings stale ones up to date first (``views.transforms.channels.with_acquisition``).
     """
-    fixed = {
-        "page": F.coalesce(F.col("path"), F.lit(NONE_VALUE)),
-        **{name: _enriched(events, name) for name in ACQUISITION_FIELDS},
-        "country": _enriched(events, "country"),
-        "device": _enriched(events, "device"),
-        "browser": _enriched(events, "browser"),
-        "os": _enriched(events, "os"),
-        "event_name": F.coalesce(F.col("name"), F.col("type")),
-    }
+    fixed = [name for name, d in DIMENSIONS.items() if d.fields]
     assert set(fixed) == set(DIMENSIONS) - set(CONDITIONAL_DIMENSIONS) - set(SESSION_DIMENSIONS), \
-        "every event dimension of the catalogue has its expression here"
-    return events.select("*", *(expr.alias(dim_column(name)) for name, expr in fixed.items()))
+        "every event dimension of the catalogue says which fields it takes"
+    assert set(ACQUISITION_FIELDS) <= set(fixed)
+    return events.select("*", *(dimension_value(events, name).alias(dim_column(name)) for name in fixed))
