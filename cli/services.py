@@ -18,7 +18,7 @@ def _gunicorn(app: str, port: int, workers: int, threads: int, config: str | Non
     log = ["--access-logfile", "-", "--access-logformat", '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'] \
         if access_log else []
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--threads", str(threads), *log, "--no-control-socket",
+            "--threads", str(threads), *log, "--no-control-socket", "--limit-request-line", "8190",
             "--graceful-timeout", "10", *(["--config", config] if config else []), app]
     os.execv(sys.executable, argv)
 

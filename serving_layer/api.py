@@ -6,16 +6,18 @@ answers a route can give follow from its access level and inputs.
 """
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict
 from spectree import Response as Answers
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 
 from serving_layer.access import Access, requires
+from serving_layer.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 API_PREFIX = "/api/v1"
@@ -82,7 +84,7 @@ def _answers(level: Access, ok_status: int, ok: type[BaseModel] | None, *, input
     if path_params:
         refusals.add(404)
     if body:
-        refusals.add(413)
+        refusals |= {413, 415}
     if uses_store:
         refusals.add(503)
     codes.update({f"HTTP_{code}": ErrorBody for code in sorted(refusals)})
@@ -96,6 +98,8 @@ def endpoint(bp: Blueprint, method: str, rule: str, level: Access, *, query: typ
     """Declare and register a route of ``bp``: see the module's docstring."""
 
     def register(fn: F) -> F:
+        if body is not None:
+            fn = _json_body(fn)
         marked = requires(level, setup_ok=setup_ok, uses_store=uses_store)(fn)
         answers = _answers(level, ok_status, ok, inputs=query is not None or body is not None,
                            path_params="<" in rule, body=body is not None, extra=errors, uses_store=uses_store)
@@ -106,6 +110,20 @@ def endpoint(bp: Blueprint, method: str, rule: str, level: Access, *, query: typ
         return validated  # type: ignore[return-value]
 
     return register
+
+
+def _json_body(fn: F) -> F:
+    """A route that takes a body takes a JSON object, and says so to anything else."""
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if request.mimetype != "application/json":
+            raise ApiError(415, f"send the body as JSON (Content-Type: application/json), not {request.mimetype!r}")
+        if not isinstance(request.get_json(silent=True), dict):
+            raise ApiError(400, "the body must be a JSON object")
+        return fn(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 def no_content() -> Response:

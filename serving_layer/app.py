@@ -12,7 +12,7 @@ from infra.settings import Settings
 from serving_layer import errors, live, security
 from serving_layer.access import Access, check_routes, enforce, requires
 from serving_layer.api import API_PREFIX, api
-from serving_layer.blueprints import admin, auth, diagnostics, me, reports, sites
+from serving_layer.blueprints import admin, auth, diagnostics, exports, me, reports, sites
 from serving_layer.freshness import FreshnessMonitor
 from serving_layer.reports import ReportError
 from serving_layer.sessions import CassandraSessionInterface
@@ -49,7 +49,7 @@ def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *,
     # The access check runs before CSRF: a caller who may not see a site learns nothing more.
     app.before_request(enforce)
     app.before_request(security.check_csrf)
-    for blueprint in (auth.bp, me.bp, sites.bp, admin.bp, reports.bp, diagnostics.bp):
+    for blueprint in (auth.bp, me.bp, sites.bp, admin.bp, reports.bp, exports.bp, diagnostics.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule(f"{API_PREFIX}/openapi.json", view_func=openapi)
     api.app = app  # the document is generated from this app's routes (served by `openapi`)

@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Any
 
-from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import NoHostAvailable
 from flask import Flask, Response, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
@@ -16,9 +16,11 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-# Cassandra away or overloaded: the answer is 503, retried after this many seconds.
+# Cassandra away or overloaded (no replica answered, a timeout, too few replicas): the
+# answer is 503, retried after this many seconds. A statement Cassandra refuses is a bug,
+# answered 500.
 RETRY_AFTER_S = 5
-STORE_DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException, DriverException)
+STORE_DOWN = (NoHostAvailable, OperationTimedOut, RequestExecutionException)
 
 
 class ApiError(Exception):

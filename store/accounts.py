@@ -140,8 +140,10 @@ class Accounts(Tables):
         return User(email, name, is_admin, {}, now, now)
 
     def user(self, email: str) -> User | None:
-        row = self.execute(f"SELECT {_USER_COLUMNS} FROM {{ks}}.users WHERE email = ?",
-                           (email.strip().lower(),)).one()
+        email = email.strip().lower()
+        if not email:
+            return None
+        row = self.execute(f"SELECT {_USER_COLUMNS} FROM {{ks}}.users WHERE email = ?", (email,)).one()
         return _user(row) if row else None
 
     def users(self) -> list[User]:
@@ -151,8 +153,9 @@ class Accounts(Tables):
     def authenticate(self, email: str, password: str) -> User | None:
         """The user if the password is theirs, else None, in the same time whether the
         email is unknown or the password wrong."""
+        email = email.strip().lower()
         row = self.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM {{ks}}.users WHERE email = ?",
-                           (email.strip().lower(),)).one()
+                           (email,)).one() if email else None
         try:
             _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -226,12 +229,16 @@ class Accounts(Tables):
         return True
 
     def role(self, email: str, site: str) -> str | None:
+        if not email.strip() or not site:
+            return None
         row = self.execute("SELECT role FROM {ks}.memberships_by_user WHERE email = ? AND site = ?",
                            (email.strip().lower(), site)).one()
         return row.role if row else None
 
     def memberships(self, email: str) -> dict[str, str]:
         """The user's sites and their role on each."""
+        if not email.strip():
+            return {}
         rows = self.execute("SELECT site, role FROM {ks}.memberships_by_user WHERE email = ?", (email.strip().lower(),))
         return {r.site: r.role for r in rows}
 

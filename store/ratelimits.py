@@ -14,7 +14,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cassandra import DriverException
+from cassandra import DriverException, OperationTimedOut, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
 from limits.storage import MovingWindowSupport, Storage
 
 from store.cql import Tables
@@ -61,7 +62,7 @@ class CassandraStorage(Storage, MovingWindowSupport):
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
-        return DriverException
+        return NoHostAvailable, OperationTimedOut, RequestExecutionException
 
     # A moving window is all Parallax asks of it; the fixed-window calls answer from the same rows.
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
@@ -91,7 +92,7 @@ class CassandraStorage(Storage, MovingWindowSupport):
         try:
             self._hits().count("check", 1)
             return True
-        except DriverException:
+        except (NoHostAvailable, OperationTimedOut, DriverException):
             return False
 
     def reset(self) -> int | None:

@@ -33,18 +33,18 @@ FILTERS_DOC = ("conditions that must all hold, ';'-separated: dimension==value, 
 
 
 class ReportQuery(RangeQuery):
-    metrics: str = Field("pageviews,visitors", max_length=500, description="comma-separated measures")
+    metrics: str = Field("pageviews,visitors", max_length=300, description="comma-separated measures")
     granularity: Literal["minute", "hour", "day"] = "hour"
-    filters: str | None = Field(None, max_length=4000, description=FILTERS_DOC)
+    filters: str | None = Field(None, max_length=1000, description=FILTERS_DOC)
     compare: Literal["previous_period", "previous_year"] | None = Field(
         None, description="add the same report for the previous period (as long, just before) or year")
 
 
 class BreakdownQuery(RangeQuery):
     dimension: str = Field(max_length=100, description="a dimension, or prop:<key>")
-    metrics: str = Field("visitors,pageviews", max_length=500)
+    metrics: str = Field("visitors,pageviews", max_length=300)
     limit: int = Field(10, ge=1, le=1000)
-    filters: str | None = Field(None, max_length=4000, description=FILTERS_DOC)
+    filters: str | None = Field(None, max_length=1000, description=FILTERS_DOC)
 
 
 class SpeedFreshness(BaseModel):
@@ -151,36 +151,42 @@ def _filters(text: str | None) -> tuple[Filter, ...]:
         raise ReportError(str(exc), "filters") from None
 
 
-def _with_freshness(answer: dict[str, Any], store: ServingStore, site: str, tz: str) -> Response:
+def _with_freshness(answer: dict[str, Any], store: ServingStore, site: str, tz: str) -> dict[str, Any]:
     monitor = current_app.extensions["parallax.freshness"]
     answer["freshness"] = freshness(store.boundary(site), monitor.speed(), ZoneInfo(tz))
-    return jsonify(answer)
+    return answer
 
 
-@endpoint(bp, "GET", "/sites/<site>/report", Access.SITE_VIEWER, query=ReportQuery, ok=Report, tags=["reports"])
-def report(site: str) -> Response:
-    """Measures per bucket and in total over a range: batch views before the site's
-    boundary (final), speed views after it; filtered, compared, with its freshness."""
-    q: ReportQuery = request.context.query  # type: ignore[attr-defined]
+def report_answer(site: str, q: ReportQuery) -> dict[str, Any]:
     store, tz, start, end = site_range(site, q.from_, q.to)
     answer = traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity, tz,
                             filters=_filters(q.filters), compare=q.compare)
     return _with_freshness(answer, store, site, tz)
 
 
-@endpoint(bp, "GET", "/sites/<site>/breakdown", Access.SITE_VIEWER, query=BreakdownQuery, ok=Breakdown,
-          tags=["reports"])
-def breakdown(site: str) -> Response:
-    """The top values of a dimension over a range, by the first metric; the rest as "(other)"."""
-    q: BreakdownQuery = request.context.query  # type: ignore[attr-defined]
+def breakdown_answer(site: str, q: BreakdownQuery) -> dict[str, Any]:
     store, tz, start, end = site_range(site, q.from_, q.to)
     answer = breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz, q.limit,
                               filters=_filters(q.filters))
     return _with_freshness(answer, store, site, tz)
 
 
+@endpoint(bp, "GET", "/sites/<site>/report", Access.SITE_VIEWER, query=ReportQuery, ok=Report, tags=["reports"])
+def report(site: str) -> Response:
+    """Measures per bucket and in total over a range: batch views before the site's
+    boundary (final), speed views after it; filtered, compared, with its freshness."""
+    return jsonify(report_answer(site, request.context.query))  # type: ignore[attr-defined]
+
+
+@endpoint(bp, "GET", "/sites/<site>/breakdown", Access.SITE_VIEWER, query=BreakdownQuery, ok=Breakdown,
+          tags=["reports"])
+def breakdown(site: str) -> Response:
+    """The top values of a dimension over a range, by the first metric; the rest as "(other)"."""
+    return jsonify(breakdown_answer(site, request.context.query))  # type: ignore[attr-defined]
+
+
 @endpoint(bp, "GET", "/sites/<site>/realtime", Access.SITE_VIEWER, ok=Realtime, tags=["reports"])
 def realtime(site: str) -> Response:
     """Visitors in the last 5 minutes and the current minute's counts, from the speed layer."""
     store, tz = site_zone(site)
-    return _with_freshness(realtime_report(store, site, datetime.now(timezone.utc), tz), store, site, tz)
+    return jsonify(_with_freshness(realtime_report(store, site, datetime.now(timezone.utc), tz), store, site, tz))

@@ -43,6 +43,7 @@ EXPECTED: dict[str, Access] = {
     "admin.revoke": Access.SITE_ADMIN,
     "reports.report": Access.SITE_VIEWER, "reports.breakdown": Access.SITE_VIEWER,
     "reports.realtime": Access.SITE_VIEWER,
+    "exports.export_report": Access.SITE_ANALYST, "exports.export_breakdown": Access.SITE_ANALYST,
     "diagnostics.drift": Access.SITE_VIEWER, "diagnostics.speed_dropped": Access.ADMIN,
 }
 EXPECTED_EVENTS = {"connect": Access.USER, "subscribe": Access.SITE_VIEWER, "unsubscribe": Access.USER}

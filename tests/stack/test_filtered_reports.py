@@ -4,6 +4,8 @@ answers from those views (one condition) or from the master dataset on demand (s
 conditions, a breakdown filtered on another dimension)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 import uuid
@@ -11,6 +13,7 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 
 from batch_layer.job import run_day
@@ -40,6 +43,10 @@ def _events(site: str) -> list[dict]:
                                      country=rng.choice(COUNTRIES), device=rng.choice(["desktop", "mobile"]),
                                      channel="Direct", source="Direct"))
     events += [dict(e) for e in rng.sample(events, 20)]  # retried deliveries: counted once
+    # Names a spreadsheet would take for formulas: exported as text.
+    for name in ('=HYPERLINK("https://evil.example","x")', "+1+1", "-2", "@SUM(A1)", "\tx"):
+        e = archived_event(site, start + timedelta(hours=30), "v1", "custom", "/")
+        events.append({**e, "name": name})
     return events
 
 
@@ -184,7 +191,7 @@ def test_comparison_with_the_previous_period(client, world):
         return datetime.fromtimestamp(e["ts"] / 1000, UTC).astimezone(ZoneInfo(TZ)).date()
 
     def totals(day: date) -> dict:
-        c = _count([e for e in unique if day_of(e) == day and e["device"] == "mobile"])
+        c = _count([e for e in unique if day_of(e) == day and e.get("device") == "mobile"])
         return {"pageviews": c["pageviews"], "visitors": c["visitors"]}
 
     now, before = totals(DAYS[1]), totals(DAYS[0])
@@ -216,3 +223,40 @@ def test_on_demand_answers_are_bounded(stack, world, admin_token):
         assert r.status_code == 400 and "more than the 100" in r.get_json()["error"]
     finally:
         app.extensions["parallax.store"].close()
+
+
+def test_exports_are_the_reports_as_tables(client, world):
+    site, span = world["site"], {"from": DAYS[0].isoformat(), "to": DAYS[1].isoformat()}
+    report = _get(client, f"/api/v1/sites/{site}/report", metrics="pageviews,visitors", granularity="day",
+                  filters="device==mobile", compare="previous_period", **span)
+    r = client.get(f"/api/v1/sites/{site}/export/report", query_string={
+        "metrics": "pageviews,visitors", "granularity": "day", "filters": "device==mobile",
+        "compare": "previous_period", **span})
+    assert r.status_code == 200 and r.mimetype == "text/csv"
+    assert f'filename="{site}-report-2026-09-14-2026-09-16.csv"' in r.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
+    assert rows[0] == ["start", "final", "pageviews", "visitors", "previous_start", "previous_pageviews",
+                       "previous_visitors"]
+    assert [[x[0], x[2], x[3]] for x in rows[1:]] == \
+        [[b["start"], str(b["pageviews"]), str(b["visitors"])] for b in report["buckets"]]
+    assert [x[5] for x in rows[1:]] == [str(b["pageviews"]) for b in report["comparison"]["buckets"]]
+
+    names = _get(client, f"/api/v1/sites/{site}/breakdown", dimension="event_name", metrics="events", limit=20,
+                 **span)["rows"]
+    r = client.get(f"/api/v1/sites/{site}/export/breakdown", query_string={
+        "dimension": "event_name", "metrics": "events", "limit": 20, **span})
+    exported = {row[0]: row[1] for row in csv.reader(io.StringIO(r.get_data(as_text=True)))}
+    assert exported.pop("event_name") == "events"
+    for row in names:  # formulas neutralized: the cell begins with a quote
+        cell = "'" + row["value"] if row["value"][0] in "=+-@\t" else row["value"]
+        assert exported[cell] == str(row["events"])
+    assert "'=HYPERLINK(\"https://evil.example\",\"x\")" in exported and "'-2" in exported
+
+    r = client.get(f"/api/v1/sites/{site}/export/breakdown", query_string={
+        "dimension": "event_name", "metrics": "events", "limit": 20, "format": "xlsx", **span})
+    assert r.status_code == 200 and r.headers["Content-Disposition"].endswith('.xlsx"')
+    sheet = openpyxl.load_workbook(io.BytesIO(r.get_data())).active
+    cells = {row[0].value: row[1] for row in sheet.iter_rows(min_row=2)}
+    evil = cells['=HYPERLINK("https://evil.example","x")']
+    assert evil.data_type == "n" and evil.value == 1  # the name is a string cell, its count a number
+    assert sheet.cell(2, 1).data_type == "s" and all(c.data_type == "s" for c in sheet["A"][1:])
