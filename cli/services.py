@@ -45,10 +45,14 @@ def collect(settings: Settings, port: int | None, workers: int, debug: bool, acc
 
 @click.command()
 @click.option("--port", type=int, help="default: PARALLAX_SERVING_PORT or 8000")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="processes; they share Socket.IO rooms through the Kafka message queue")
+@click.option("--threads", default=256, show_default=True, type=click.IntRange(8, 10_000),
+              help="threads per process: each open Socket.IO connection holds one")
 @click.pass_obj
-def serve(settings: Settings, port: int | None) -> None:
-    """Run the serving layer (reports + Socket.IO) under gunicorn (one worker: rooms live in it)."""
-    _gunicorn("serving_layer.wsgi:app", port or settings.serving.port, 1, 64)
+def serve(settings: Settings, port: int | None, workers: int, threads: int) -> None:
+    """Run the serving layer (reports, accounts, Socket.IO live pushes) under gunicorn."""
+    _gunicorn("serving_layer.wsgi:app", port or settings.serving.port, workers, threads)
 
 
 @click.command()

@@ -57,6 +57,7 @@ class KafkaSettings(BaseSettings):
     topic_invalid: str = Field("events.invalid", validation_alias="PARALLAX_TOPIC_INVALID")
     topic_live: str = Field("metrics.live", validation_alias="PARALLAX_TOPIC_LIVE")
     topic_notifications: str = Field("notifications", validation_alias="PARALLAX_TOPIC_NOTIFICATIONS")
+    topic_sockets: str = Field("serving.sockets", validation_alias="PARALLAX_TOPIC_SOCKETS")
 
     @property
     def servers(self) -> list[str]:
@@ -71,7 +72,8 @@ class KafkaSettings(BaseSettings):
     def topic_names(self) -> dict[str, str]:
         """Each topic of ``schemas/topics.json`` (by its key there) and its configured name."""
         return {"events": self.topic_events, "events.invalid": self.topic_invalid,
-                "metrics.live": self.topic_live, "notifications": self.topic_notifications}
+                "metrics.live": self.topic_live, "notifications": self.topic_notifications,
+                "serving.sockets": self.topic_sockets}
 
 
 class CassandraSettings(BaseSettings):
@@ -175,6 +177,8 @@ class ServingSettings(BaseSettings):
     # How often each serving process checks its sockets' access again (a logout, a revoked
     # token or a removed membership ends a socket's access within this many seconds).
     socket_recheck_s: float = Field(5.0, gt=0)
+    # How often each process pushes the freshness of the sites its sockets watch.
+    freshness_push_s: float = Field(2.0, gt=0)
     # Freshness: measured at most this often per process; the speed layer counts as stalled
     # when it is behind Kafka and its offsets have not moved for stall_after_s.
     freshness_refresh_s: float = Field(2.0, gt=0)

@@ -1,6 +1,7 @@
 """The serving layer's app factory: server-side sessions, the access check before every
 route, CSRF, rate limits and security headers, the blueprints, the API contract, the
-Socket.IO live pushes, and the store the routes read, opened on first use."""
+Socket.IO live pushes (``app.extensions["socketio"]``), and the store the routes read,
+opened on first use."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,7 +19,6 @@ from serving_layer.reports import ReportError
 from serving_layer.sessions import CassandraSessionInterface
 from serving_layer.stores import LazyStore
 
-socketio = SocketIO()
 # Request bodies are small JSON documents (a login, a goal, preferences).
 MAX_BODY_BYTES = 64 * 1024
 
@@ -56,10 +56,15 @@ def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *,
     errors.register(app)
     app.register_error_handler(ReportError, _report_error)
     check_routes(app)
-    socketio.init_app(app, async_mode="threading", cors_allowed_origins=list(serving.allowed_origins) or None,
-                      transports=["websocket"])
+    # Websocket only: a connection stays on the process it reached, so several processes
+    # need no sticky sessions; they share rooms through the Kafka message queue. Origins:
+    # the serving layer's own, and those configured.
+    queue = {"client_manager": live.message_queue(settings)} if live_feed else {}
+    socketio = SocketIO(app, async_mode="threading", cors_allowed_origins=list(serving.allowed_origins) or None,
+                        transports=["websocket"], **queue)
     live.register_handlers(socketio)
     if live_feed:
         socketio.start_background_task(live.consume_live_updates, socketio, settings)
         socketio.start_background_task(live.recheck_access, socketio, app)
+        socketio.start_background_task(live.push_freshness, socketio, app)
     return app

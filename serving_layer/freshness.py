@@ -115,8 +115,7 @@ class FreshnessMonitor:
     def _kafka(self) -> KafkaConsumer:
         if self._consumer is None:
             self._consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka.servers, enable_auto_commit=False,
-                                           client_id="parallax-serving-freshness", request_timeout_ms=5000,
-                                           api_version_auto_timeout_ms=5000)
+                                           client_id="parallax-serving-freshness", request_timeout_ms=5000)
         return self._consumer
 
     def _oldest_unread(self, topic: str, behind: dict[int, int]) -> datetime | None:

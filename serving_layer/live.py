@@ -6,16 +6,22 @@ checks its access to that site again (what it could see at connect is a snapshot
 ``socket_recheck_s`` seconds each process checks its sockets' callers again, so a logout, a
 revoked token, a removed user or membership ends a socket's access within seconds.
 
-One background task consumes Kafka `metrics.live` and emits each update to its site's room.
+The serving processes share one Kafka consumer group on `metrics.live`: each update is read
+by one of them and emitted to its site's room through the Socket.IO message queue (Kafka
+`serving.sockets`), which delivers it to that room's clients on every process. Each
+process pushes the freshness of the sites its own clients watch.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import socketio
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit, join_room, leave_room
 from kafka import KafkaConsumer
@@ -23,6 +29,7 @@ from kafka import KafkaConsumer
 from infra.settings import Settings
 from serving_layer.access import Access, Principal, check, principal_of
 from serving_layer.errors import STORE_DOWN, ApiError
+from serving_layer.freshness import freshness
 from serving_layer.sessions import COOKIE
 from store.accounts import Accounts
 
@@ -31,6 +38,20 @@ log = logging.getLogger(__name__)
 # Each Socket.IO event's access level, checked before its handler runs (and listed by the
 # access-matrix test beside the REST routes).
 EVENT_ACCESS = {"connect": Access.USER, "subscribe": Access.SITE_VIEWER, "unsubscribe": Access.USER}
+
+
+class KafkaQueue(socketio.KafkaManager):
+    """python-socketio's Kafka message queue, its messages sent as bytes (kafka-python 3
+    refuses a str value)."""
+
+    def _publish(self, data: Any) -> None:
+        self.producer.send(self.channel, value=self.json.dumps(data).encode())
+        self.producer.flush()
+
+
+def message_queue(settings: Settings) -> KafkaQueue:
+    """The queue every serving process emits through (Kafka `serving.sockets`)."""
+    return KafkaQueue([f"kafka://{s}" for s in settings.kafka.servers], channel=settings.kafka.topic_sockets)
 
 
 def room_of(site: str) -> str:
@@ -193,15 +214,26 @@ def recheck_access(socketio: SocketIO, app: Flask) -> None:
             log.exception("checking sockets' access failed; next try in %.0fs", interval)
 
 
+LIVE_GROUP = "parallax-serving"
+
+
 def consume_live_updates(socketio: SocketIO, settings: Settings) -> None:
     """Forward every `metrics.live` message to its site's room, for as long as the app runs."""
     topic = settings.kafka.topic_live
     while True:
         try:
-            # No consumer group: every serving process sees every update, from now on.
-            consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers, auto_offset_reset="latest",
-                                     enable_auto_commit=False, consumer_timeout_ms=1000, client_id="parallax-serving")
-            log.info("forwarding %s to Socket.IO rooms", topic)
+            # One group for every serving process: an update is read once, and the message
+            # queue takes it to the room's clients wherever they are connected. No offsets
+            # are committed: a process that joins starts at the newest update (an old one
+            # would show the dashboards numbers they have already moved past). Short
+            # timeouts: the group notices a process gone (and reassigns its partitions)
+            # within seconds, which is what a rebalance pauses the pushes for.
+            consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers, group_id=LIVE_GROUP,
+                                     auto_offset_reset="latest", enable_auto_commit=False, consumer_timeout_ms=1000,
+                                     session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_interval_ms=10000,
+                                     client_id="parallax-serving")
+            atexit.register(consumer.close)  # leave the group at once when the process ends
+            log.info("forwarding %s to Socket.IO rooms (consumer group %s)", topic, LIVE_GROUP)
             while True:
                 for message in consumer:
                     update = json.loads(message.value)
@@ -210,3 +242,28 @@ def consume_live_updates(socketio: SocketIO, settings: Settings) -> None:
         except Exception as exc:  # broker away: keep serving reports, retry the feed
             log.warning("live feed from %s interrupted (%s); retrying in 5s", topic, exc)
             socketio.sleep(5)
+
+
+def push_freshness(socketio: SocketIO, app: Flask) -> None:
+    """Every ``freshness_push_s``, the freshness of each site this process's clients watch,
+    to them only (every process pushes to its own)."""
+    interval = app.extensions["parallax.settings"].serving.freshness_push_s
+    clients: Clients = socketio.parallax_clients  # type: ignore[attr-defined]
+    while True:
+        socketio.sleep(interval)
+        sites = {site for _, client in clients.snapshot() for site in client.sites}
+        if not sites:
+            continue
+        try:
+            store = app.extensions["parallax.store"]()
+            speed = app.extensions["parallax.freshness"].speed()
+            for site in sorted(sites):
+                tz = store.site_zone(site)
+                if tz is not None:
+                    socketio.emit("freshness", {"site": site, "freshness": freshness(store.boundary(site), speed,
+                                                                                     ZoneInfo(tz))},
+                                  to=room_of(site), ignore_queue=True)
+        except STORE_DOWN as exc:
+            log.warning("could not push freshness (Cassandra: %s)", exc)
+        except Exception:  # never let the pushes die
+            log.exception("pushing freshness failed")

@@ -1,5 +1,6 @@
 """Test helpers shared by the test folders: waiting for a condition, reading what reached a
-Kafka topic, running a collector of a test's own, counting what the speed layer wrote."""
+Kafka topic, running a collector of a test's own, counting what the speed layer wrote,
+logging in to the serving layer, a dashboard's socket and a live update to push to it."""
 from __future__ import annotations
 
 import json
@@ -9,9 +10,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import requests
+import socketio
 from datasketches import hll_sketch
 
-from infra.clients import TopicReader
+from infra.clients import TopicReader, kafka_producer
 from infra.proc import CliProcess, free_port
 from infra.settings import Settings
 from views.sketches import HLL_LG_K
@@ -112,3 +114,37 @@ def login(serving_url: str, email: str, password: str, totp: str | None = None) 
     assert r.status_code == 200, r.text
     http.headers["X-CSRFToken"] = r.json()["csrf_token"]
     return http
+
+
+class Socket:
+    """A dashboard's socket, recording what it receives."""
+
+    def __init__(self, serving_url: str, *, token: str | None = None, cookie: str | None = None) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.sio = socketio.Client(reconnection=False)
+        for name in ("subscribed", "unsubscribed", "error", "access_ended", "metrics", "freshness"):
+            self.sio.on(name, lambda data, name=name: self.events.append((name, data)))
+        self.sio.connect(serving_url, transports=["websocket"], wait_timeout=20,
+                         headers={"Cookie": f"parallax_session={cookie}"} if cookie else {},
+                         auth={"token": token} if token else None)
+
+    def subscribe(self, site: str) -> None:
+        self.sio.emit("subscribe", {"site": site})
+        wait_for(f"subscribed to {site}", lambda: ("subscribed", {"site": site}) in self.events, timeout=20)
+
+    def got(self, name: str) -> list[dict]:
+        return [d for n, d in self.events if n == name]
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
+
+
+def publish_live(stack: Settings, site: str, marker: int) -> None:
+    """A live update as the speed layer publishes it on `metrics.live`."""
+    producer = kafka_producer(stack)
+    update = {"site": site, "batch_id": marker, "buckets": [{"start": "2026-12-01T00:00:00+00:00",
+                                                               "pageviews": marker, "visitors": 1}]}
+    producer.send(stack.kafka.topic_live, key=site.encode(), value=json.dumps(update).encode())
+    producer.flush()
+    producer.close()

@@ -21,7 +21,6 @@ import socketio
 from infra.settings import Settings
 from serving_layer.access import Access
 from serving_layer.app import create_app
-from serving_layer.app import socketio as app_socketio
 from serving_layer.live import EVENT_ACCESS
 from store.accounts import Accounts, generate_password, new_session_id
 from tests.helpers import login
@@ -143,7 +142,7 @@ def test_every_route_and_event_has_an_expected_level(stack):
     finally:
         app.extensions["parallax.store"].close()
     assert declared == EXPECTED, "a route was added or changed: decide its level in EXPECTED"
-    handlers = set(app_socketio.server.handlers["/"]) - {"disconnect"}
+    handlers = set(app.extensions["socketio"].server.handlers["/"]) - {"disconnect"}
     assert handlers == set(EXPECTED_EVENTS) and EVENT_ACCESS == EXPECTED_EVENTS
 
 

@@ -3,16 +3,13 @@ within seconds of a logout, a revoked token or a removed membership (a live serv
 process, its `metrics.live` feed from the real Kafka)."""
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 import pytest
-import socketio
 
-from infra.clients import kafka_producer
 from store.accounts import Accounts, generate_password
-from tests.helpers import login, wait_for
+from tests.helpers import Socket, login, publish_live, wait_for
 
 # The serving process checks its sockets again every PARALLAX_SERVING_SOCKET_RECHECK_S (5 s):
 # "within seconds" is within two checks, and the time it takes to read a few rows.
@@ -26,43 +23,21 @@ def _user(accounts: Accounts, site: str, role: str = "viewer") -> tuple[str, str
     return email, password
 
 
-class Socket:
-    """A dashboard's socket, recording what it receives."""
-
-    def __init__(self, serving_url: str, *, token: str | None = None, cookie: str | None = None) -> None:
-        self.events: list[tuple[str, dict]] = []
-        self.sio = socketio.Client(reconnection=False)
-        for name in ("subscribed", "unsubscribed", "error", "access_ended", "metrics"):
-            self.sio.on(name, lambda data, name=name: self.events.append((name, data)))
-        self.sio.connect(serving_url, transports=["websocket"], wait_timeout=20,
-                         headers={"Cookie": f"parallax_session={cookie}"} if cookie else {},
-                         auth={"token": token} if token else None)
-
-    def subscribe(self, site: str) -> None:
-        self.sio.emit("subscribe", {"site": site})
-        wait_for(f"subscribed to {site}", lambda: ("subscribed", {"site": site}) in self.events, timeout=20)
-
-    def got(self, name: str) -> list[dict]:
-        return [d for n, d in self.events if n == name]
-
-    def close(self) -> None:
-        if self.sio.connected:
-            self.sio.disconnect()
-
-
-def _publish(stack, site: str, marker: int) -> None:
-    """A live update as the speed layer publishes it on `metrics.live`."""
-    producer = kafka_producer(stack)
-    update = {"site": site, "batch_id": marker, "buckets": [{"start": "2026-12-01T00:00:00+00:00",
-                                                               "pageviews": marker, "visitors": 1}]}
-    producer.send(stack.kafka.topic_live, key=site.encode(), value=json.dumps(update).encode())
-    producer.flush()
-    producer.close()
-
-
 @pytest.fixture
 def sites(new_site):
     return new_site("live"), new_site("live")
+
+
+def _until_received(stack, sockets: list[Socket], site_of: dict[Socket, str]) -> None:
+    """Publish updates of each socket's site until every socket has one: the serving
+    process's consumer starts reading where the topic ends when it joins its group."""
+    def received() -> bool:
+        for s in sockets:
+            publish_live(stack, site_of[s], 1)
+        time.sleep(0.5)
+        return all(s.got("metrics") for s in sockets)
+
+    wait_for("pushes on every socket", received, timeout=60)
 
 
 def test_pushes_reach_only_the_sites_sockets(stack, serving_url, accounts, sites):
@@ -76,12 +51,14 @@ def test_pushes_reach_only_the_sites_sockets(stack, serving_url, accounts, sites
         socket_b.sio.emit("subscribe", {"site": a})  # refused, as an unknown site
         wait_for("the refusal", lambda: socket_b.got("error"), timeout=20)
         assert socket_b.got("error")[0] == {"event": "subscribe", "status": 404, "error": f"unknown site {a!r}"}
-        _publish(stack, a, 41)
-        _publish(stack, b, 42)
-        wait_for("both pushes", lambda: socket_a.got("metrics") and socket_b.got("metrics"), timeout=30)
+        _until_received(stack, [socket_a, socket_b], {socket_a: a, socket_b: b})
+        publish_live(stack, a, 41)
+        publish_live(stack, b, 42)
+        wait_for("the marked pushes", lambda: 41 in [m["batch_id"] for m in socket_a.got("metrics")]
+                 and 42 in [m["batch_id"] for m in socket_b.got("metrics")], timeout=30)
         time.sleep(1)
-        assert [m["site"] for m in socket_a.got("metrics")] == [a]
-        assert [m["site"] for m in socket_b.got("metrics")] == [b]
+        assert {m["site"] for m in socket_a.got("metrics")} == {a}
+        assert {m["site"] for m in socket_b.got("metrics")} == {b}
     finally:
         socket_a.close()
         socket_b.close()
@@ -124,11 +101,12 @@ def test_a_removed_membership_leaves_the_room(stack, serving_url, accounts, site
         assert api.delete(f"{serving_url}/api/v1/sites/{a}/members/{email}", timeout=30).status_code == 204
         wait_for("leaving a's room", lambda: socket.got("unsubscribed"), timeout=WITHIN_S, interval=0.2)
         assert socket.got("unsubscribed") == [{"site": a, "reason": "access ended"}]
-        _publish(stack, a, 7)
-        _publish(stack, b, 8)
-        wait_for("b's push", lambda: socket.got("metrics"), timeout=30)
+        _until_received(stack, [socket], {socket: b})
+        publish_live(stack, a, 7)
+        publish_live(stack, b, 8)
+        wait_for("b's marked push", lambda: 8 in [m["batch_id"] for m in socket.got("metrics")], timeout=30)
         time.sleep(1)
-        assert [m["site"] for m in socket.got("metrics")] == [b]  # still connected, a no more
+        assert {m["site"] for m in socket.got("metrics")} == {b}  # still connected, a no more
         assert socket.sio.connected
     finally:
         socket.close()
