@@ -19,7 +19,6 @@ from pathlib import Path
 
 import duckdb
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from batch_layer.job import run_day
 from bench.common import machine
@@ -28,7 +27,7 @@ from infra.settings import load_settings
 from infra.spark import get_session
 from speed_layer.queries import archive_frame
 from store.registry import Registry
-from tools.synthetic.spark import event_json
+from tools.synthetic.spark import visits
 from views.goals import Goal
 
 DAY = date(2026, 6, 10)
@@ -36,34 +35,11 @@ SITES = 20
 
 
 def generate(spark: SparkSession, path: Path, n: int, stamped: bool = True) -> None:
-    """``n`` events of DAY for SITES sites, laid out like the archive query's output;
-    ``stamped``: with the collector's acquisition fields (else the batch classifies them).
-
-    Shaped like real traffic: visits of five events a few seconds to two minutes apart,
-    starting with a pageview, by about n/10 visitors (two visits a day each on average)."""
+    """``n`` events of DAY for SITES sites (``tools.synthetic.spark.visits``), laid out like
+    the archive query's output; ``stamped``: with the collector's acquisition fields (else
+    the batch classifies them)."""
     start_ms = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp() * 1000)
-    r = F.col("id")
-    visit = (r / 5).cast("long")  # five events per visit
-    step = r % 5
-    h = F.xxhash64(r)  # deterministic pseudo-random bits per event
-    hv = F.xxhash64(visit)  # ... and per visit
-    paths = F.array(*[F.lit(p) for p in ["/", "/pricing", "/blog", "/blog/a", "/blog/b", "/docs", "/docs/install",
-                                          "/about", "/signup", "/contact"]])
-    refs = F.array(*[F.lit(x) for x in ["", "", "https://www.google.com/", "https://news.ycombinator.com/",
-                                         "https://partner.example/", "https://site.test/"]])
-    types = F.array(*[F.lit(t) for t in ("pageview", "pageview", "pageview", "click", "impression", "custom")])
-    page = paths[F.abs(h % 10)]
-    kind = F.when(step == 0, F.lit("pageview")).otherwise(types[F.abs(F.xxhash64(r, F.lit(1)) % 6)])
-    url = F.concat(F.lit("https://site.test"), page,
-                   F.when(F.abs(h % 7) == 0, F.lit("?utm_source=news&utm_campaign=june")).otherwise(F.lit("")))
-    referrer = refs[F.abs(F.xxhash64(visit, F.lit(3)) % 6)]
-    events = spark.range(n).select(event_json(
-        site=F.concat(F.lit("site-"), (F.abs(hv) % SITES).cast("string")), kind=kind,
-        ts=(F.lit(start_ms) + F.abs(F.xxhash64(visit, F.lit(2)) % 86_000_000) + step * 24_000
-            + F.abs(F.xxhash64(r, F.lit(2)) % 20_000)),
-        url=url, path=page, referrer=referrer,
-        visitor_id=F.concat(F.lit("v"), (F.abs(F.xxhash64(visit, F.lit(4))) % (n // 10 + 1)).cast("string")),
-        client_key=visit, element_hash=h, acquisition_fields=stamped).alias("value"))
+    events = visits(spark, n, start_ms=start_ms, span_ms=86_000_000 + 120_000, sites=SITES, stamped=stamped)
     archive_frame(events).write.mode("overwrite").partitionBy("date").parquet(str(path))
 
 

@@ -188,6 +188,10 @@ class ServingSettings(BaseSettings):
     archive_max_events: int = Field(100_000_000, gt=0)
     archive_threads: int = Field(2, ge=1)
     archive_memory: str = "1GB"
+    # Report answers kept per process while the data they come from is unchanged.
+    answer_cache_entries: int = Field(1024, ge=0)
+    # A site's zone and batch boundary are read at most this often (seconds) per process.
+    meta_ttl_s: float = Field(2.0, ge=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

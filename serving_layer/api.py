@@ -11,10 +11,11 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from pydantic import BaseModel, ConfigDict
 from spectree import Response as Answers
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.plugins.flask_plugin import FlaskPlugin
 
 from serving_layer.access import Access, requires
 from serving_layer.errors import ApiError
@@ -52,8 +53,24 @@ def _validation_error(req: Any, resp: Any, error: Exception | None, instance: An
     resp.mimetype = "application/json"
 
 
+class _Plugin(FlaskPlugin):
+    """Spectree's Flask plugin, but an answer validated when it was computed (and kept,
+    ``serving_layer.cache``) is not validated again each time it is sent."""
+
+    def validate_response(self, resp: Any, resp_model: Any, skip_validation: bool, force_resp_serialize: bool
+                          ) -> Any:
+        return super().validate_response(resp, resp_model, skip_validation or g.get("prevalidated", False),
+                                         force_resp_serialize)
+
+
+def prevalidated() -> None:
+    """This request's answer was validated against its model when it was computed."""
+    g.prevalidated = True
+
+
 api = SpecTree(
     "flask",
+    backend=_Plugin,
     mode="strict",  # the document lists exactly the declared routes
     title="Parallax",
     version="1",

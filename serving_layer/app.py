@@ -14,6 +14,7 @@ from serving_layer import errors, live, security
 from serving_layer.access import Access, check_routes, enforce, requires
 from serving_layer.api import API_PREFIX, api
 from serving_layer.blueprints import admin, auth, diagnostics, exports, me, reports, sites
+from serving_layer.cache import AnswerCache
 from serving_layer.freshness import FreshnessMonitor
 from serving_layer.reports import ReportError
 from serving_layer.sessions import CassandraSessionInterface
@@ -42,6 +43,7 @@ def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *,
     app.extensions["parallax.settings"] = settings
     app.extensions["parallax.store"] = store
     app.extensions["parallax.freshness"] = FreshnessMonitor(settings, lambda: store().diagnostics)
+    app.extensions["parallax.answers"] = AnswerCache(settings.serving.answer_cache_entries)
     serving = settings.serving
     app.session_interface = CassandraSessionInterface(lambda: store().accounts, serving.session_lifetime_s,
                                                       serving.anonymous_session_s)

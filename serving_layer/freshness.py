@@ -24,6 +24,7 @@ from store.diagnostics import Diagnostics, QueryProgress
 
 log = logging.getLogger(__name__)
 VIEWS_QUERY = "speed_views"  # the query whose views the reports and dashboards read
+SESSIONS_QUERY = "speed_sessions"  # the query whose session sums they read
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -41,6 +42,8 @@ class SpeedFreshness:
     last_report: datetime | None
     measured_at: datetime
     problem: str | None = None
+    # The speed queries' last micro-batches: the speed views change only when these do.
+    version: tuple[int, int] = (-1, -1)
 
     def as_dict(self) -> dict[str, Any]:
         return {"processed_through": _iso(self.processed_through), "lag_records": self.lag_records,
@@ -91,8 +94,12 @@ class FreshnessMonitor:
 
     def _measure(self, now: datetime) -> SpeedFreshness:
         progress = None
+        version = (-1, -1)
         try:
-            progress = self._diagnostics().progress(VIEWS_QUERY)
+            diagnostics = self._diagnostics()
+            progress = diagnostics.progress(VIEWS_QUERY)
+            sessions = diagnostics.progress(SESSIONS_QUERY)
+            version = (progress.batch_id if progress else -1, sessions.batch_id if sessions else -1)
             topic = self.settings.kafka.topic_events
             consumer = self._kafka()
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
@@ -110,7 +117,7 @@ class FreshnessMonitor:
         since = stalled_since(progress, bool(behind), now, self.stall_after_s)
         return SpeedFreshness(progress.newest_event if progress else None, lag_records, lag_seconds,
                               since is not None, since, progress.progressed_at if progress else None,
-                              progress.heartbeat_at if progress else None, now, problem)
+                              progress.heartbeat_at if progress else None, now, problem, version)
 
     def _kafka(self) -> KafkaConsumer:
         if self._consumer is None:

@@ -4,6 +4,8 @@ diagnostics."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -22,11 +24,39 @@ from views.catalogue import TRAFFIC_VIEW
 from views.goals import Goal
 
 
+class _Recent:
+    """Values read at most ``ttl_s`` ago, per key: a site's zone and batch state, asked by
+    every report, change once a day (a zone: almost never)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._values: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, read: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._values.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        value = read()
+        with self._lock:
+            if len(self._values) > 10_000:
+                self._values.clear()
+            self._values[key] = (now, value)
+        return value
+
+
 class ServingStore:
     """The reads of the reports and diagnostics routes (the reports facade's ``Sources``):
-    the views, the registry and accounts in Cassandra; the master dataset on disk."""
+    the views, the registry and accounts in Cassandra; the master dataset on disk.
 
-    def __init__(self, session: Session, keyspace: str, archive: Archive, max_archive_events: int) -> None:
+    A site's zone and batch state are read at most every ``meta_ttl_s`` seconds; accounts,
+    sessions and tokens are read on every request (a revocation takes effect at once)."""
+
+    def __init__(self, session: Session, keyspace: str, archive: Archive, max_archive_events: int,
+                 meta_ttl_s: float = 2.0) -> None:
+        self._recent = _Recent(meta_ttl_s)
         self.session = session
         self._views = ViewReader(session, keyspace)
         self._boundaries = Boundaries(session, keyspace)
@@ -41,10 +71,14 @@ class ServingStore:
 
     def site_zone(self, site: str) -> str | None:
         """The site's IANA time zone, or None if the site is not registered."""
-        return self.registry.site_zone(site)
+        return self._recent.get(("zone", site), lambda: self.registry.site_zone(site))
 
     def boundary(self, site: str) -> datetime | None:
-        return self._boundaries.of(site)
+        return self.boundary_state(site)[0]
+
+    def boundary_state(self, site: str) -> tuple[datetime | None, datetime | None]:
+        """The site's boundary, and when a batch run last wrote its views."""
+        return self._recent.get(("boundary", site), lambda: self._boundaries.state(site))
 
     def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime,
              view: str = TRAFFIC_VIEW) -> list[ViewRow]:
@@ -72,7 +106,7 @@ class LazyStore:
                 keyspace = s.cassandra.keyspace
                 archive = Archive(s.paths.master_dir, s.serving.archive_threads, s.serving.archive_memory)
                 self._store = ServingStore(cassandra_session(s, keyspace), keyspace, archive,
-                                           s.serving.archive_max_events)
+                                           s.serving.archive_max_events, s.serving.meta_ttl_s)
             return self._store
 
     def close(self) -> None:

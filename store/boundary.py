@@ -16,8 +16,14 @@ class Boundaries(Tables):
         return {r.site: as_utc(r.boundary) for r in rows if r.boundary}
 
     def of(self, site: str) -> datetime | None:
-        row = self.execute("SELECT boundary FROM {ks}.batch_boundary WHERE site = ?", (site,)).one()
-        return as_utc(row.boundary) if row and row.boundary else None
+        return self.state(site)[0]
+
+    def state(self, site: str) -> tuple[datetime | None, datetime | None]:
+        """The site's boundary, and when a batch run last wrote its views."""
+        row = self.execute("SELECT boundary, last_run_at FROM {ks}.batch_boundary WHERE site = ?", (site,)).one()
+        if row is None:
+            return None, None
+        return (as_utc(row.boundary) if row.boundary else None), (as_utc(row.last_run_at) if row.last_run_at else None)
 
     def move_forward(self, ends: Mapping[str, datetime]) -> None:
         """Move each site's boundary forward to the end of the day just computed (its local
@@ -33,3 +39,5 @@ class Boundaries(Tables):
         upsert(self.session, self.statement(
             "INSERT INTO {ks}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"),
             [(day, site, events, duplicates, at) for site, (events, duplicates) in sorted(counts.items())])
+        upsert(self.session, self.statement("UPDATE {ks}.batch_boundary SET last_run_at = ? WHERE site = ?"),
+               [(at, site) for site in sorted(counts)])

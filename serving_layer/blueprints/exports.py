@@ -34,7 +34,7 @@ def _file(answer: dict[str, Any], table: exports.Table, fmt: str, what: str) -> 
 def export_report(site: str) -> Response:
     """A report's buckets as a CSV or XLSX file (analysts)."""
     q: ReportExportQuery = request.context.query  # type: ignore[attr-defined]
-    answer = report_answer(site, q)
+    answer = report_answer(site, q)[0].body
     return _file(answer, exports.report_table(answer), q.format, "report")
 
 
@@ -43,5 +43,5 @@ def export_report(site: str) -> Response:
 def export_breakdown(site: str) -> Response:
     """A breakdown's rows as a CSV or XLSX file (analysts)."""
     q: BreakdownExportQuery = request.context.query  # type: ignore[attr-defined]
-    answer = breakdown_answer(site, q)
+    answer = breakdown_answer(site, q)[0].body
     return _file(answer, exports.breakdown_table(answer), q.format, answer["dimension"])

@@ -1,6 +1,9 @@
 """REST reports: parse the request, call the reports facade, answer JSON."""
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -9,7 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving_layer.access import Access
-from serving_layer.api import API_PREFIX, Query, endpoint
+from serving_layer.api import API_PREFIX, Query, endpoint, prevalidated
 from serving_layer.freshness import freshness
 from serving_layer.params import metric_list, site_range, site_zone
 from serving_layer.reports import ReportError, breakdown_report, realtime_report, traffic_report
@@ -151,42 +154,91 @@ def _filters(text: str | None) -> tuple[Filter, ...]:
         raise ReportError(str(exc), "filters") from None
 
 
-def _with_freshness(answer: dict[str, Any], store: ServingStore, site: str, tz: str) -> dict[str, Any]:
+def _freshness(store: ServingStore, site: str, tz: str) -> dict[str, Any]:
     monitor = current_app.extensions["parallax.freshness"]
-    answer["freshness"] = freshness(store.boundary(site), monitor.speed(), ZoneInfo(tz))
-    return answer
+    return freshness(store.boundary(site), monitor.speed(), ZoneInfo(tz))
 
 
-def report_answer(site: str, q: ReportQuery) -> dict[str, Any]:
+def _versions(store: ServingStore, site: str, end: datetime, filters: tuple[Filter, ...]) -> tuple[Any, ...]:
+    """What a report ending at ``end`` was computed from (``serving_layer.cache``): the
+    site's batch views, the speed views if the range reaches past the boundary (a
+    comparison's reaches back further, never past), the master dataset if filtered."""
+    boundary, last_run = store.boundary_state(site)
+    live = current_app.extensions["parallax.freshness"].speed().version if boundary is None or end > boundary else None
+    archive = store.archive.version() if filters else None
+    return boundary, last_run, live, archive
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A computed answer, validated against its model, and its JSON, kept together: a kept
+    answer is neither validated nor encoded again (its freshness is, each time)."""
+    body: dict[str, Any]
+    encoded: bytes
+
+    @classmethod
+    def of(cls, body: dict[str, Any], model: type[BaseModel]) -> Answer:
+        model.model_validate({**body, "freshness": _SOME_FRESHNESS})
+        return cls(body, json.dumps(body, separators=(",", ":")).encode())
+
+
+# Stands for the freshness an answer gets when sent, to validate the rest of it once.
+_SOME_FRESHNESS = {"batch_boundary": None, "speed": {
+    "processed_through": None, "lag_records": None, "lag_seconds": None, "stalled": False, "stalled_since": None,
+    "last_progress": None, "last_report": None, "measured_at": "1970-01-01T00:00:00+00:00", "problem": None}}
+
+
+def _cached(key: tuple[Any, ...], compute: Callable[[], dict[str, Any]], model: type[BaseModel]) -> Answer:
+    return current_app.extensions["parallax.answers"].get(key, lambda: Answer.of(compute(), model))
+
+
+def _respond(answer: Answer, fresh: dict[str, Any]) -> Response:
+    """The answer with its freshness now (measured apart: it changes more often)."""
+    Freshness.model_validate(fresh)
+    prevalidated()
+    body = answer.encoded[:-1] + b',"freshness":' + json.dumps(fresh, separators=(",", ":")).encode() + b"}"
+    return Response(body, mimetype="application/json")
+
+
+def report_answer(site: str, q: ReportQuery) -> tuple[Answer, dict[str, Any]]:
+    """The report a query asks for (kept while its data is unchanged), and its freshness."""
     store, tz, start, end = site_range(site, q.from_, q.to)
-    answer = traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity, tz,
-                            filters=_filters(q.filters), compare=q.compare)
-    return _with_freshness(answer, store, site, tz)
+    filters = _filters(q.filters)
+    key = ("report", site, tz, start, end, q.metrics, q.granularity, filters, q.compare,
+           *_versions(store, site, end, filters))
+    answer = _cached(key, lambda: traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity,
+                                                 tz, filters=filters, compare=q.compare), Report)
+    return answer, _freshness(store, site, tz)
 
 
-def breakdown_answer(site: str, q: BreakdownQuery) -> dict[str, Any]:
+def breakdown_answer(site: str, q: BreakdownQuery) -> tuple[Answer, dict[str, Any]]:
+    """The breakdown a query asks for (kept while its data is unchanged), and its freshness."""
     store, tz, start, end = site_range(site, q.from_, q.to)
-    answer = breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz, q.limit,
-                              filters=_filters(q.filters))
-    return _with_freshness(answer, store, site, tz)
+    filters = _filters(q.filters)
+    key = ("breakdown", site, tz, start, end, q.dimension, q.metrics, q.limit, filters,
+           *_versions(store, site, end, filters))
+    answer = _cached(key, lambda: breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz,
+                                                   q.limit, filters=filters), Breakdown)
+    return answer, _freshness(store, site, tz)
 
 
 @endpoint(bp, "GET", "/sites/<site>/report", Access.SITE_VIEWER, query=ReportQuery, ok=Report, tags=["reports"])
 def report(site: str) -> Response:
     """Measures per bucket and in total over a range: batch views before the site's
     boundary (final), speed views after it; filtered, compared, with its freshness."""
-    return jsonify(report_answer(site, request.context.query))  # type: ignore[attr-defined]
+    return _respond(*report_answer(site, request.context.query))  # type: ignore[attr-defined]
 
 
 @endpoint(bp, "GET", "/sites/<site>/breakdown", Access.SITE_VIEWER, query=BreakdownQuery, ok=Breakdown,
           tags=["reports"])
 def breakdown(site: str) -> Response:
     """The top values of a dimension over a range, by the first metric; the rest as "(other)"."""
-    return jsonify(breakdown_answer(site, request.context.query))  # type: ignore[attr-defined]
+    return _respond(*breakdown_answer(site, request.context.query))  # type: ignore[attr-defined]
 
 
 @endpoint(bp, "GET", "/sites/<site>/realtime", Access.SITE_VIEWER, ok=Realtime, tags=["reports"])
 def realtime(site: str) -> Response:
     """Visitors in the last 5 minutes and the current minute's counts, from the speed layer."""
     store, tz = site_zone(site)
-    return jsonify(_with_freshness(realtime_report(store, site, datetime.now(timezone.utc), tz), store, site, tz))
+    return jsonify({**realtime_report(store, site, datetime.now(timezone.utc), tz),
+                    "freshness": _freshness(store, site, tz)})

@@ -16,7 +16,8 @@ UTC = timezone.utc
 
 @pytest.fixture
 def client(stack, admin_token):
-    app = create_app(stack, live_feed=False)
+    # The test writes boundaries and reads them back at once: no cached site state.
+    app = create_app(stack.replace(serving={"meta_ttl_s": 0}), live_feed=False)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
     yield client
