@@ -40,7 +40,7 @@ def show_settings(settings: Settings) -> None:
     click.echo(json.dumps(settings.describe(), indent=2))
 
 
-for command in (stack.stack, sites.site, sites.goal, services.collect, services.serve, services.speed,
+for command in (stack.stack, sites.site, sites.goal, services.collect, services.serve, services.speed, services.tail,
                 services.batch, invalid, sources.sources, accounts.user, accounts.member,
                 accounts.token, traffic.demo, traffic.generate, traffic.watch):
     main.add_command(command)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from datetime import datetime
 
@@ -58,12 +59,31 @@ def serve(settings: Settings, port: int | None, workers: int, threads: int) -> N
 @click.command()
 @click.option("--rebuild", is_flag=True,
               help="move the views query's checkpoint aside and rebuild the speed views from Kafka")
+@click.option("--no-tail", is_flag=True, help="without the live tail beside the queries (run `parallax tail` apart)")
 @click.pass_obj
-def speed(settings: Settings, rebuild: bool) -> None:
-    """Run the speed layer's streaming queries until interrupted."""
+def speed(settings: Settings, rebuild: bool, no_tail: bool) -> None:
+    """Run the speed layer's streaming queries, and its live tail, until interrupted."""
     from speed_layer.job import run  # noqa: PLC0415 -- PySpark: only this command loads it
 
-    sys.exit(run(settings, rebuild=rebuild))
+    # The tail in a process of its own: it would otherwise share an interpreter lock with
+    # the queries' Python sinks.
+    beside = None if no_tail else subprocess.Popen([sys.executable, "-m", "speed_layer.tail"])
+    try:
+        code = run(settings, rebuild=rebuild)
+    finally:
+        if beside is not None:
+            beside.terminate()
+            beside.wait(timeout=30)
+    sys.exit(code)
+
+
+@click.command()
+@click.pass_obj
+def tail(settings: Settings) -> None:
+    """Run the live tail alone: the current minutes' counts on metrics.live, every 200 ms."""
+    from speed_layer.tail import run  # noqa: PLC0415 -- with the speed layer's modules, not every command's
+
+    sys.exit(run(settings))
 
 
 @click.command()

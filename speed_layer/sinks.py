@@ -31,7 +31,7 @@ def live_updates(rows: list[dict[str, Any]], batch_id: int) -> dict[str, dict[st
             }
         )
     return {
-        site: {"site": site, "granularity": SPEED_GRANULARITY, "batch_id": batch_id,
+        site: {"site": site, "source": "speed", "granularity": SPEED_GRANULARITY, "batch_id": batch_id,
                "buckets": sorted(buckets, key=lambda b: b["start"])}
         for site, buckets in per_site.items()
     }
