@@ -221,7 +221,7 @@ def create_token() -> tuple[Response, int]:
     body: TokenBody = request.context.json  # type: ignore[attr-defined]
     who = require_principal()
     accounts = store().accounts
-    if body.site is not None and who.role(accounts, body.site) is None:
+    if body.site is not None and (who.role(accounts, body.site) is None or store().site_zone(body.site) is None):
         raise ApiError(400, f"unknown site {body.site!r}", parameter="site")
     created, secret = accounts.create_token(who.user.email, body.name, site=body.site, read_only=body.read_only)
     return jsonify(token=token_info(created).model_dump(), secret=secret), 201

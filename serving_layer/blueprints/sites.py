@@ -127,7 +127,7 @@ def add_goal(site: str) -> tuple[Response, int]:
     return jsonify(name=goal.name, kind=goal.kind, pattern=goal.pattern), 201
 
 
-@endpoint(bp, "DELETE", "/sites/<site>/goals/<name>", Access.SITE_ANALYST, ok=None, ok_status=204, tags=["sites"])
+@endpoint(bp, "DELETE", "/sites/<site>/goals/<path:name>", Access.SITE_ANALYST, ok=None, ok_status=204, tags=["sites"])
 def remove_goal(site: str, name: str) -> Response:
     if not store().registry.remove_goal(site, name):
         raise ApiError(404, f"site {site!r} has no goal {name!r}")

@@ -9,6 +9,7 @@ session) gets 401 everywhere but the public routes.
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ def test_every_route_and_event_has_an_expected_level(stack):
 def _path(rule: str, site: str) -> str:
     path = rule.replace("<site>", site)
     for name, value in PATH_VALUES.items():
-        path = path.replace(f"<{name}>", value)
+        path = re.sub(rf"<(\w+:)?{name}>", value, path)
+    assert "<" not in path, f"a part of {rule} the test has no value for: add it to PATH_VALUES"
     return path
 
 
