@@ -1,5 +1,6 @@
 """What the benchmarks share: the CPU each process used in a timed window, the local
-stack's processes, the machine they ran on, and waiting for worker processes."""
+stack's processes, the machine they ran on, waiting for worker processes, and a reader's
+token on the serving layer."""
 from __future__ import annotations
 
 import math
@@ -11,8 +12,11 @@ from typing import Any
 
 import psutil
 
+from infra.clients import cassandra_session
 from infra.proc import read_pid
 from infra.settings import Settings
+from store.accounts import Accounts, generate_password
+from store.registry import Registry
 
 
 def service_processes(settings: Settings) -> dict[str, list[psutil.Process]]:
@@ -90,3 +94,19 @@ def wait_ready(ready: Any, workers: list[Any], timeout: float = 300.0) -> None:
             dead = [p.exitcode for p in workers if p.exitcode is not None]
             if dead or time.monotonic() > deadline:
                 raise RuntimeError(f"a benchmark process exited ({dead}) or did not get ready in time") from None
+
+
+def reader_token(settings: Settings, bench: str, sites: dict[str, str] | None = None) -> str:
+    """A read-only API token of the bench's own admin (added on the first run: no password
+    is ever used), and the bench's sites (name -> domain) registered."""
+    session = cassandra_session(settings, settings.cassandra.keyspace)
+    try:
+        for site, domain in (sites or {}).items():
+            Registry(session, settings.cassandra.keyspace).add_site(site, [domain], "UTC")
+        accounts = Accounts(session, settings.cassandra.keyspace)
+        email = f"bench-{bench}@example.com"
+        if accounts.user(email) is None:
+            accounts.add_user(email, generate_password(), is_admin=True)
+        return accounts.create_token(email, f"{bench} bench", read_only=True)[1]
+    finally:
+        session.cluster.shutdown()

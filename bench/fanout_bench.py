@@ -25,12 +25,10 @@ import psutil
 import requests
 import socketio
 
-from bench.common import machine, pct
-from infra.clients import cassandra_session, kafka_producer
+from bench.common import machine, pct, reader_token
+from infra.clients import kafka_producer
 from infra.proc import CliProcess, free_port, wait_until
 from infra.settings import load_settings
-from store.accounts import Accounts, generate_password
-from store.registry import Registry
 
 SITES_PREFIX = "bench-fanout-"
 
@@ -93,17 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     settings = load_settings()
-    session = cassandra_session(settings, settings.cassandra.keyspace)
     sites = [f"{SITES_PREFIX}{i}" for i in range(args.sites)]
-    registry = Registry(session, settings.cassandra.keyspace)
-    for site in sites:
-        registry.add_site(site, ["fanout.test"], "UTC")
-    accounts = Accounts(session, settings.cassandra.keyspace)
-    email = "bench-fanout@example.com"
-    if accounts.user(email) is None:
-        accounts.add_user(email, generate_password(), is_admin=True)
-    token = accounts.create_token(email, "fan-out bench", read_only=True)[1]
-    session.cluster.shutdown()
+    token = reader_token(settings, "fanout", dict.fromkeys(sites, "fanout.test"))
 
     threads = args.clients // 2 + 64  # a websocket holds a thread of its process
     ports = [free_port(), free_port()]

@@ -26,12 +26,9 @@ import requests
 import socketio
 
 from bench.collector_load import DOMAIN, SITE, run_load
-from bench.common import machine, pct
-from infra.clients import cassandra_session
+from bench.common import machine, pct, reader_token
 from infra.proc import CliProcess, free_port, wait_until
 from infra.settings import load_settings
-from store.accounts import Accounts, generate_password
-from store.registry import Registry
 from tools.synthetic import tracker_event
 
 PROBE_SITE = "bench-live-probe"
@@ -101,16 +98,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
-    session = cassandra_session(settings, settings.cassandra.keyspace)
-    registry = Registry(session, settings.cassandra.keyspace)
-    registry.add_site(SITE, [DOMAIN], "UTC")
-    registry.add_site(PROBE_SITE, [DOMAIN], "UTC")
-    accounts = Accounts(session, settings.cassandra.keyspace)
-    email = "bench-live@example.com"
-    if accounts.user(email) is None:
-        accounts.add_user(email, generate_password(), is_admin=True)
-    token = accounts.create_token(email, "live bench", read_only=True)[1]
-    session.cluster.shutdown()
+    token = reader_token(settings, "live", {SITE: DOMAIN, PROBE_SITE: DOMAIN})
 
     logs = settings.paths.var_dir / "logs"
     cport, sport = free_port(), free_port()

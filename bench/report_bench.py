@@ -29,13 +29,12 @@ import requests
 from pyspark.sql import functions as F
 
 from batch_layer.job import run_day
-from bench.common import machine, pct
+from bench.common import machine, pct, reader_token
 from infra.clients import cassandra_session
 from infra.proc import CliProcess, free_port, wait_until
 from infra.settings import Settings, load_settings
 from infra.spark import get_session
 from speed_layer.queries import archive_frame
-from store.accounts import Accounts, generate_password
 from store.boundary import Boundaries
 from store.registry import Registry
 from store.views import SPEED_TABLE, ViewWrites
@@ -163,13 +162,7 @@ def main() -> None:
     today = now.date()
     master = setup(settings, args.events_per_day, args.days, today, int(now.timestamp() * 1000))
 
-    session = cassandra_session(settings, settings.cassandra.keyspace)
-    accounts = Accounts(session, settings.cassandra.keyspace)
-    email = "bench-reports@example.com"
-    if accounts.user(email) is None:
-        accounts.add_user(email, generate_password(), is_admin=True)
-    token = accounts.create_token(email, "report bench", read_only=True)[1]
-    session.cluster.shutdown()
+    token = reader_token(settings, "reports")
 
     port = free_port()
     svc = CliProcess("serving (report bench)", ["serve", "--port", str(port)],

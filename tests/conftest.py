@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 import requests
 from cassandra.cluster import Session
+from flask import Flask
+from flask.testing import FlaskClient
 
 from infra import airflow_env
 from infra import stack as local_stack
 from infra.clients import cassandra_session, end_offsets
 from infra.proc import CliProcess, free_port
 from infra.settings import Settings, load_settings
+from serving_layer.app import create_app
 from store.accounts import Accounts, generate_password
 from store.provision import provision
 from store.registry import Registry
@@ -105,6 +108,25 @@ def api(admin_token: str) -> Iterator[requests.Session]:
     http.headers["Authorization"] = f"Bearer {admin_token}"
     yield http
     http.close()
+
+
+@pytest.fixture(scope="session")
+def serving_app(stack: Settings, admin_token: str) -> Iterator[Callable[..., FlaskClient]]:
+    """The serving app in this process (without its live feed): ``serving_app(**changes)``
+    (settings groups changed as ``Settings.replace`` takes them) gives a test client that
+    sends the session's admin token."""
+    apps: list[Flask] = []
+
+    def make(**changes: dict) -> FlaskClient:
+        app = create_app(stack.replace(**changes) if changes else stack, live_feed=False)
+        apps.append(app)
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
+        return client
+
+    yield make
+    for app in apps:
+        app.extensions["parallax.store"].close()
 
 
 @pytest.fixture(scope="session")

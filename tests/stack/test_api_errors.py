@@ -7,18 +7,12 @@ import pytest
 import requests
 import socketio
 
-from serving_layer.app import create_app
-
 pytestmark = pytest.mark.stack
 
 
 @pytest.fixture
-def client(stack, admin_token):
-    app = create_app(stack, live_feed=False)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
-    yield client
-    app.extensions["parallax.store"].close()
+def client(serving_app):
+    return serving_app()
 
 
 def test_bad_requests_are_400s_that_name_the_parameter(client, new_site):
@@ -65,21 +59,16 @@ def test_security_headers_on_every_answer(client, new_site):
         assert r.mimetype == "application/json"
 
 
-def test_cors_is_closed_unless_configured(stack, admin_token):
+def test_cors_is_closed_unless_configured(serving_app):
     preflight = {"Origin": "https://dash.example", "Access-Control-Request-Method": "GET",
                  "Access-Control-Request-Headers": "Authorization"}
-    closed = create_app(stack, live_feed=False)
-    opened = create_app(stack.replace(serving={"allowed_origins": ("https://dash.example",)}), live_feed=False)
-    try:
-        r = closed.test_client().options("/api/v1/health", headers=preflight)
-        assert "Access-Control-Allow-Origin" not in r.headers
-        r = opened.test_client().options("/api/v1/health", headers=preflight)
-        assert r.headers["Access-Control-Allow-Origin"] == "https://dash.example"
-        r = opened.test_client().options("/api/v1/health", headers={**preflight, "Origin": "https://evil.example"})
-        assert "Access-Control-Allow-Origin" not in r.headers
-    finally:
-        closed.extensions["parallax.store"].close()
-        opened.extensions["parallax.store"].close()
+    closed, opened = serving_app(), serving_app(serving={"allowed_origins": ("https://dash.example",)})
+    r = closed.options("/api/v1/health", headers=preflight)
+    assert "Access-Control-Allow-Origin" not in r.headers
+    r = opened.options("/api/v1/health", headers=preflight)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://dash.example"
+    r = opened.options("/api/v1/health", headers={**preflight, "Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in r.headers
 
 
 def test_sockets_from_another_origin_are_refused(serving_url, admin_token):

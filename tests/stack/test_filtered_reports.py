@@ -17,7 +17,6 @@ import openpyxl
 import pytest
 
 from batch_layer.job import run_day
-from serving_layer.app import create_app
 from speed_layer.queries import archive_frame
 from tools.synthetic import archived_event
 from views.goals import Goal
@@ -104,12 +103,8 @@ def world(spark, cassandra, stack, registry, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(stack, world, admin_token):
-    app = create_app(stack.replace(paths={"master_dir": world["master"]}), live_feed=False)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
-    yield client
-    app.extensions["parallax.store"].close()
+def client(serving_app, world):
+    return serving_app(paths={"master_dir": world["master"]})
 
 
 def _get(client, path: str, **params) -> dict:
@@ -213,16 +208,11 @@ def test_filters_refused_with_a_reason(client, world):
         assert r.get_json().get("parameter") in ("filters", "granularity")
 
 
-def test_on_demand_answers_are_bounded(stack, world, admin_token):
-    app = create_app(stack.replace(paths={"master_dir": world["master"]}, serving={"archive_max_events": 100}),
-                     live_feed=False)
-    try:
-        client = app.test_client()
-        r = client.get(f"/api/v1/sites/{world['site']}/report", headers={"Authorization": f"Bearer {admin_token}"},
-                       query_string={"from": DAYS[0].isoformat(), "filters": "country==FR;device==mobile"})
-        assert r.status_code == 400 and "more than the 100" in r.get_json()["error"]
-    finally:
-        app.extensions["parallax.store"].close()
+def test_on_demand_answers_are_bounded(serving_app, world):
+    client = serving_app(paths={"master_dir": world["master"]}, serving={"archive_max_events": 100})
+    r = client.get(f"/api/v1/sites/{world['site']}/report",
+                   query_string={"from": DAYS[0].isoformat(), "filters": "country==FR;device==mobile"})
+    assert r.status_code == 400 and "more than the 100" in r.get_json()["error"]
 
 
 def test_exports_are_the_reports_as_tables(client, world):

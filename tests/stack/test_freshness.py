@@ -11,7 +11,6 @@ import pytest
 import requests
 
 from infra.clients import create_topics, delete_topics, kafka_producer
-from serving_layer.app import create_app
 from tests.helpers import Socket, wait_for
 from tools.synthetic import tracker_event
 
@@ -43,14 +42,12 @@ def test_reports_say_how_far_the_speed_layer_has_got(speed_layer, collector_url,
     assert report["freshness"]["batch_boundary"] is None  # no batch run yet: nothing final
 
 
-def test_a_speed_layer_that_does_not_read_is_stalled(stack, admin_token, new_site):
+def test_a_speed_layer_that_does_not_read_is_stalled(stack, serving_app, new_site):
     """A topic nobody reads: everything in it is lag; the lag's age is its oldest record's."""
     topic = f"fresh-{uuid.uuid4().hex[:8]}"
     create_topics(stack, {topic: {"partitions": 2, "config": {}}})
-    app = create_app(stack.replace(kafka={"topic_events": topic}, serving={"stall_after_s": 1.0,
-                                                                            "freshness_refresh_s": 0.5}),
-                     live_feed=False)
     try:
+        client = serving_app(kafka={"topic_events": topic}, serving={"stall_after_s": 1.0, "freshness_refresh_s": 0.5})
         producer = kafka_producer(stack)
         for i in range(7):
             producer.send(topic, key=str(i).encode(), value=b"{}")
@@ -58,13 +55,10 @@ def test_a_speed_layer_that_does_not_read_is_stalled(stack, admin_token, new_sit
         producer.close()
         written = time.time()
         time.sleep(2.5)
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
         speed = client.get(f"/api/v1/sites/{new_site('stall')}/report").get_json()["freshness"]["speed"]
         assert speed["lag_records"] == 7 and speed["stalled"] is True and speed["stalled_since"]
         assert 2.0 <= speed["lag_seconds"] <= time.time() - written + 1
     finally:
-        app.extensions["parallax.store"].close()
         delete_topics(stack, [topic])
 
 

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from serving_layer.app import create_app
 from store.views import ViewWrites
 
 pytestmark = pytest.mark.stack
@@ -15,12 +14,8 @@ UTC = timezone.utc
 
 
 @pytest.fixture
-def client(stack, admin_token):
-    app = create_app(stack, live_feed=False)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
-    yield client
-    app.extensions["parallax.store"].close()
+def client(serving_app):
+    return serving_app()
 
 
 def test_ratios_are_computed_after_merging_never_averaged(client, cassandra, stack, new_site):

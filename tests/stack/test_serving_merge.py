@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from serving_layer.app import create_app
 from store.views import ViewWrites
 from tests.helpers import sketch
 
@@ -15,13 +14,9 @@ UTC = timezone.utc
 
 
 @pytest.fixture
-def client(stack, admin_token):
+def client(serving_app):
     # The test writes boundaries and reads them back at once: no cached site state.
-    app = create_app(stack.replace(serving={"meta_ttl_s": 0}), live_feed=False)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {admin_token}"
-    yield client
-    app.extensions["parallax.store"].close()
+    return serving_app(serving={"meta_ttl_s": 0})
 
 
 def write(cassandra, keyspace: str, table: str, site: str, granularity: str, bucket: datetime, pageviews: int,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-STACK_FIXTURES = {"settings", "stack", "cassandra", "registry", "accounts", "admin_token", "api", "spark", "speed_layer",
-                  "collector_url", "serving_url",
-                  "new_site", "events_tail", "invalid_tail", "airflow_db", "chromium"}
+STACK_FIXTURES = {"settings", "stack", "cassandra", "registry", "accounts", "admin_token", "api", "serving_app",
+                  "spark", "speed_layer", "collector_url", "serving_url", "new_site", "events_tail", "invalid_tail",
+                  "airflow_db", "chromium"}
 HERE = Path(__file__).resolve().parent
 
 
