@@ -60,6 +60,7 @@ test: setup browser lint
 # Benchmarks need the stack (`make stack-up`); figures go to BENCHMARKS.md by hand.
 bench: setup
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test,bench]"
+	@command -v wrk >/dev/null || $$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends wrk
 	$(BIN)/python -m bench.batch_bench
 	$(BIN)/python -m bench.speed_bench --events 18000000 --rate 20000 --trigger-seconds 30 --visitors 300000
 	$(BIN)/python -m bench.speed_bench --events 4800000 --rate 6000 --trigger-seconds 5 --visitors 90000

@@ -188,10 +188,17 @@ class ServingSettings(BaseSettings):
     archive_max_events: int = Field(100_000_000, gt=0)
     archive_threads: int = Field(2, ge=1)
     archive_memory: str = "1GB"
+    # Answers computed from the master dataset follow its commits at most this often
+    # (a 30-day answer of a site at 1 M events a day reads 30 M events each time).
+    archive_refresh_s: float = Field(300.0, ge=0)
     # Report answers kept per process while the data they come from is unchanged.
     answer_cache_entries: int = Field(1024, ge=0)
     # A site's zone and batch boundary are read at most this often (seconds) per process.
     meta_ttl_s: float = Field(2.0, ge=0)
+    # Who a token or a session belongs to, and their sites, are read at most this often per
+    # process: an account change made elsewhere (another process, the CLI) takes effect
+    # within it; one made through the process, at once. 0: read on every request.
+    auth_cache_s: float = Field(1.0, ge=0)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g, request, session
 
 from serving_layer.errors import ApiError
+from serving_layer.recent import Recent
 from store.accounts import ANALYST, VIEWER, Accounts, Token, User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -105,11 +106,29 @@ def principal_of(authorization: str | None, session_email: str, session_id: str 
     return None
 
 
+def callers() -> Recent:
+    """Who each token or session was found to be, kept ``auth_cache_s`` (1 s) in this
+    process: a script or a dashboard asking many times a second is not looked up each time.
+    An account change made through this process forgets them all at once
+    (``forget_callers``); one made elsewhere (another process, the CLI) is seen within the
+    second."""
+    return current_app.extensions["parallax.callers"]
+
+
+def forget_callers() -> None:
+    callers().forget()
+
+
 def current_principal() -> Principal | None:
     """The caller of this request, found once per request."""
     if "principal" not in g:
-        g.principal = principal_of(request.headers.get("Authorization"), getattr(session, "email", ""),
-                                   getattr(session, "sid", None), _accounts())
+        authorization = request.headers.get("Authorization")
+        email, sid = getattr(session, "email", ""), getattr(session, "sid", None)
+        if not authorization and not email:
+            g.principal = None
+        else:
+            key = ("bearer", authorization) if authorization else ("session", sid, email)
+            g.principal = callers().get(key, lambda: principal_of(authorization, email, sid, _accounts()))
     return g.principal
 
 

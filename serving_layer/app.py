@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from flask_socketio import SocketIO
 
 from infra.settings import Settings
 from serving_layer import errors, live, security
-from serving_layer.access import Access, check_routes, enforce, requires
+from serving_layer.access import READ_METHODS, Access, check_routes, enforce, forget_callers, requires
 from serving_layer.api import API_PREFIX, api
 from serving_layer.blueprints import admin, auth, diagnostics, exports, me, reports, sites
 from serving_layer.cache import AnswerCache
 from serving_layer.freshness import FreshnessMonitor
+from serving_layer.recent import Recent
 from serving_layer.reports import ReportError
 from serving_layer.sessions import CassandraSessionInterface
 from serving_layer.stores import LazyStore
@@ -26,6 +27,17 @@ MAX_BODY_BYTES = 64 * 1024
 
 def _report_error(exc: ReportError) -> Response:
     return errors.error_response(400, str(exc), **({"parameter": exc.parameter} if exc.parameter else {}))
+
+
+# Routes whose changes alter who a caller is or what they may see.
+ACCOUNT_BLUEPRINTS = ("auth", "me", "admin")
+
+
+def _account_changes(response: Response) -> Response:
+    """A change to accounts made here takes effect here at once (``access.callers``)."""
+    if request.method not in READ_METHODS and request.blueprint in ACCOUNT_BLUEPRINTS and response.status_code < 400:
+        forget_callers()
+    return response
 
 
 @requires(Access.PUBLIC, uses_store=False)
@@ -45,12 +57,14 @@ def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *,
     app.extensions["parallax.freshness"] = FreshnessMonitor(settings, lambda: store().diagnostics)
     app.extensions["parallax.answers"] = AnswerCache(settings.serving.answer_cache_entries)
     serving = settings.serving
+    app.extensions["parallax.callers"] = Recent(serving.auth_cache_s)
     app.session_interface = CassandraSessionInterface(lambda: store().accounts, serving.session_lifetime_s,
-                                                      serving.anonymous_session_s)
+                                                      serving.anonymous_session_s, app.extensions["parallax.callers"])
     security.init_app(app, settings)
     # The access check runs before CSRF: a caller who may not see a site learns nothing more.
     app.before_request(enforce)
     app.before_request(security.check_csrf)
+    app.after_request(_account_changes)
     for blueprint in (auth.bp, me.bp, sites.bp, admin.bp, reports.bp, exports.bp, diagnostics.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule(f"{API_PREFIX}/openapi.json", view_func=openapi)

@@ -20,6 +20,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from serving_layer.errors import STORE_DOWN
+from serving_layer.recent import Recent
 from store.accounts import Accounts, new_session_id
 
 COOKIE = "parallax_session"
@@ -61,8 +62,13 @@ class ServerSession(CallbackDict, SessionMixin):
 
 
 class CassandraSessionInterface(SessionInterface):
-    def __init__(self, accounts: Callable[[], Accounts], lifetime_s: int, anonymous_lifetime_s: int) -> None:
+    """``recent``: sessions read at most a second ago (``serving_layer.access.callers``);
+    a session this process writes or ends is forgotten at once."""
+
+    def __init__(self, accounts: Callable[[], Accounts], lifetime_s: int, anonymous_lifetime_s: int,
+                 recent: Recent) -> None:
         self.accounts, self.lifetime_s, self.anonymous_lifetime_s = accounts, lifetime_s, anonymous_lifetime_s
+        self.recent = recent
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         sid = request.cookies.get(COOKIE)
@@ -72,7 +78,7 @@ class CassandraSessionInterface(SessionInterface):
             return ServerSession()
         if sid and len(sid) < 100:
             try:
-                stored = self.accounts().load_session(sid)
+                stored = self.recent.get(("stored session", sid), lambda: self.accounts().load_session(sid))
             except STORE_DOWN as exc:
                 session = ServerSession()
                 session.unavailable = exc
@@ -88,6 +94,7 @@ class CassandraSessionInterface(SessionInterface):
         accounts = self.accounts()
         for sid in session.ended:
             accounts.end_session(sid)
+            self.recent.forget()
         if session.ended and not session.sid and not session.modified:
             response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax")
             return
@@ -100,5 +107,6 @@ class CassandraSessionInterface(SessionInterface):
         session.sid = session.sid or new_session_id()
         accounts.save_session(session.sid, session.email, dict(session), session.created_at or now,
                               session.expires_at)
+        self.recent.forget(("stored session", session.sid))
         response.set_cookie(COOKIE, session.sid, max_age=max(1, int((session.expires_at - now).total_seconds())),
                             path="/", httponly=True, samesite="Lax", secure=request.is_secure)

@@ -4,8 +4,6 @@ diagnostics."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -13,6 +11,7 @@ from cassandra.cluster import Session
 
 from infra.clients import cassandra_session
 from infra.settings import Settings
+from serving_layer.recent import Recent
 from store.accounts import Accounts
 from store.archive import Archive
 from store.boundary import Boundaries
@@ -24,29 +23,6 @@ from views.catalogue import TRAFFIC_VIEW
 from views.goals import Goal
 
 
-class _Recent:
-    """Values read at most ``ttl_s`` ago, per key: a site's zone and batch state, asked by
-    every report, change once a day (a zone: almost never)."""
-
-    def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._values: dict[Any, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any, read: Callable[[], Any]) -> Any:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._values.get(key)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
-        value = read()
-        with self._lock:
-            if len(self._values) > 10_000:
-                self._values.clear()
-            self._values[key] = (now, value)
-        return value
-
-
 class ServingStore:
     """The reads of the reports and diagnostics routes (the reports facade's ``Sources``):
     the views, the registry and accounts in Cassandra; the master dataset on disk.
@@ -55,8 +31,9 @@ class ServingStore:
     sessions and tokens are read on every request (a revocation takes effect at once)."""
 
     def __init__(self, session: Session, keyspace: str, archive: Archive, max_archive_events: int,
-                 meta_ttl_s: float = 2.0) -> None:
-        self._recent = _Recent(meta_ttl_s)
+                 meta_ttl_s: float = 2.0, archive_refresh_s: float = 300.0) -> None:
+        self._recent = Recent(meta_ttl_s)
+        self._archive_version = Recent(archive_refresh_s)
         self.session = session
         self._views = ViewReader(session, keyspace)
         self._boundaries = Boundaries(session, keyspace)
@@ -65,6 +42,11 @@ class ServingStore:
         self.rate_limit_hits = RateLimitHits(session, keyspace)
         self.diagnostics = Diagnostics(session, keyspace)
         self.archive, self.max_archive_events = archive, max_archive_events
+
+    def archive_version(self) -> int:
+        """The archive's last commit, looked at most every ``archive_refresh_s``: answers
+        computed from it are that much behind it at most."""
+        return self._archive_version.get("version", self.archive.version)
 
     def site_goals(self, site: str) -> tuple[Goal, ...]:
         return self.registry.site_goals(site)
@@ -106,7 +88,8 @@ class LazyStore:
                 keyspace = s.cassandra.keyspace
                 archive = Archive(s.paths.master_dir, s.serving.archive_threads, s.serving.archive_memory)
                 self._store = ServingStore(cassandra_session(s, keyspace), keyspace, archive,
-                                           s.serving.archive_max_events, s.serving.meta_ttl_s)
+                                           s.serving.archive_max_events, s.serving.meta_ttl_s,
+                                           s.serving.archive_refresh_s)
             return self._store
 
     def close(self) -> None:

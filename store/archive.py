@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -55,6 +55,14 @@ class Archive:
         archive holds changes only when this does."""
         ids = [i for i in map(_batch_id, self._log_names()) if i is not None]
         return max(ids, default=-1)
+
+    def committed_at(self) -> datetime | None:
+        """When the archive last committed (its log's newest file; without a log, its
+        newest file): an answer computed from it holds what had arrived by then."""
+        log_dir = self.master_dir / LOG_DIR
+        files = list(log_dir.iterdir()) if log_dir.is_dir() else list(self.master_dir.glob("date=*/*.parquet"))
+        newest = max((f.stat().st_mtime for f in files), default=None)
+        return datetime.fromtimestamp(newest, timezone.utc) if newest is not None else None
 
     def _log_names(self) -> list[str]:
         try:

@@ -15,7 +15,13 @@ from serving_layer.access import Access
 from serving_layer.api import API_PREFIX, Query, endpoint, prevalidated
 from serving_layer.freshness import freshness
 from serving_layer.params import metric_list, site_range, site_zone
-from serving_layer.reports import ReportError, breakdown_report, realtime_report, traffic_report
+from serving_layer.reports import (
+    ReportError,
+    answered_on_demand,
+    breakdown_report,
+    realtime_report,
+    traffic_report,
+)
 from serving_layer.stores import ServingStore
 from views.filters import Filter, FilterError, parse_filters
 
@@ -99,6 +105,7 @@ class Report(BaseModel):
     buckets: list[Bucket]
     totals: dict[str, Value]
     unavailable: dict[str, str] | None = Field(None, description="metrics this filter cannot give (null), and why")
+    archive_as_of: str | None = Field(None, description="computed from the archive: its commit the answer holds")
     comparison: Comparison | None = None
     freshness: Freshness
 
@@ -127,6 +134,7 @@ class Breakdown(BaseModel):
     rows: list[Row]
     other: Other | None
     deprecated: str | None = None
+    archive_as_of: str | None = Field(None, description="computed from the archive: its commit the answer holds")
     freshness: Freshness
 
 
@@ -159,14 +167,16 @@ def _freshness(store: ServingStore, site: str, tz: str) -> dict[str, Any]:
     return freshness(store.boundary(site), monitor.speed(), ZoneInfo(tz))
 
 
-def _versions(store: ServingStore, site: str, end: datetime, filters: tuple[Filter, ...]) -> tuple[Any, ...]:
+def _versions(store: ServingStore, site: str, end: datetime, on_demand: bool) -> tuple[Any, ...]:
     """What a report ending at ``end`` was computed from (``serving_layer.cache``): the
-    site's batch views, the speed views if the range reaches past the boundary (a
-    comparison's reaches back further, never past), the master dataset if filtered."""
+    site's batch views, and the speed views if the range reaches past the boundary (a
+    comparison's reaches back further, never past); or the master dataset, if on demand
+    (its version looked at most every ``archive_refresh_s``)."""
     boundary, last_run = store.boundary_state(site)
+    if on_demand:
+        return boundary, last_run, store.archive_version()
     live = current_app.extensions["parallax.freshness"].speed().version if boundary is None or end > boundary else None
-    archive = store.archive.version() if filters else None
-    return boundary, last_run, live, archive
+    return boundary, last_run, live
 
 
 @dataclass(frozen=True)
@@ -188,8 +198,12 @@ _SOME_FRESHNESS = {"batch_boundary": None, "speed": {
     "last_progress": None, "last_report": None, "measured_at": "1970-01-01T00:00:00+00:00", "problem": None}}
 
 
-def _cached(key: tuple[Any, ...], compute: Callable[[], dict[str, Any]], model: type[BaseModel]) -> Answer:
-    return current_app.extensions["parallax.answers"].get(key, lambda: Answer.of(compute(), model))
+def _cached(question: tuple[Any, ...], versions: tuple[Any, ...], compute: Callable[[], dict[str, Any]],
+            model: type[BaseModel], on_demand: bool) -> Answer:
+    """The answer to ``question`` from the data at ``versions``; one computed on demand is
+    refreshed in the background, the earlier one given meanwhile."""
+    return current_app.extensions["parallax.answers"].get((*question, *versions), lambda: Answer.of(compute(), model),
+                                                          question if on_demand else None)
 
 
 def _respond(answer: Answer, fresh: dict[str, Any]) -> Response:
@@ -204,10 +218,11 @@ def report_answer(site: str, q: ReportQuery) -> tuple[Answer, dict[str, Any]]:
     """The report a query asks for (kept while its data is unchanged), and its freshness."""
     store, tz, start, end = site_range(site, q.from_, q.to)
     filters = _filters(q.filters)
-    key = ("report", site, tz, start, end, q.metrics, q.granularity, filters, q.compare,
-           *_versions(store, site, end, filters))
-    answer = _cached(key, lambda: traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity,
-                                                 tz, filters=filters, compare=q.compare), Report)
+    on_demand = answered_on_demand(filters)
+    question = ("report", site, tz, start, end, q.metrics, q.granularity, filters, q.compare)
+    answer = _cached(question, _versions(store, site, end, on_demand),
+                     lambda: traffic_report(store, site, metric_list(q.metrics), start, end, q.granularity, tz,
+                                            filters=filters, compare=q.compare), Report, on_demand)
     return answer, _freshness(store, site, tz)
 
 
@@ -215,10 +230,11 @@ def breakdown_answer(site: str, q: BreakdownQuery) -> tuple[Answer, dict[str, An
     """The breakdown a query asks for (kept while its data is unchanged), and its freshness."""
     store, tz, start, end = site_range(site, q.from_, q.to)
     filters = _filters(q.filters)
-    key = ("breakdown", site, tz, start, end, q.dimension, q.metrics, q.limit, filters,
-           *_versions(store, site, end, filters))
-    answer = _cached(key, lambda: breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz,
-                                                   q.limit, filters=filters), Breakdown)
+    on_demand = answered_on_demand(filters, q.dimension)
+    question = ("breakdown", site, tz, start, end, q.dimension, q.metrics, q.limit, filters)
+    answer = _cached(question, _versions(store, site, end, on_demand),
+                     lambda: breakdown_report(store, site, q.dimension, metric_list(q.metrics), start, end, tz,
+                                              q.limit, filters=filters), Breakdown, on_demand)
     return answer, _freshness(store, site, tz)
 
 

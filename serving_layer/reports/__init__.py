@@ -6,11 +6,12 @@ from serving_layer.reports.facade import (
     ReportError,
     Sources,
     ViewStore,
+    answered_on_demand,
     breakdown_report,
     previous_range,
     realtime_report,
     traffic_report,
 )
 
-__all__ = ["COMPARISONS", "MAX_BUCKETS", "ReportError", "Sources", "ViewStore", "breakdown_report", "previous_range",
-           "realtime_report", "traffic_report"]
+__all__ = ["COMPARISONS", "MAX_BUCKETS", "ReportError", "Sources", "ViewStore", "answered_on_demand",
+           "breakdown_report", "previous_range", "realtime_report", "traffic_report"]

@@ -92,6 +92,14 @@ def _check_filters(filters: Sequence[Filter]) -> None:
         raise ReportError("a filter on entry_page or exit_page (sessions) is the only filter of a report", "filters")
 
 
+def answered_on_demand(filters: Sequence[Filter], dimension: str | None = None) -> bool:
+    """Whether a report (``dimension`` None) or a breakdown with these filters is computed
+    from the master dataset rather than from the views."""
+    if dimension is None:
+        return len(filters) > 1
+    return bool(filters) and not (len(filters) == 1 and filters[0].dimension == dimension)
+
+
 def _unavailable(metrics: Sequence[str], source: str, why: str) -> dict[str, str]:
     """The metrics a view of ``source`` rows does not hold, and why."""
     return {m: why for m in metrics if m in MEASURES and MEASURES[m].source != source}
@@ -132,7 +140,7 @@ def _series(store: Sources, site: str, metrics: list[str], start: datetime, end:
     first = starts[0]
     boundary = store.boundary(site)
     split = _split_at(boundary, first, end, granularity, tz)
-    if len(filters) > 1:
+    if answered_on_demand(filters):
         return _series_on_demand(store, site, metrics, starts, end, boundary, split, filters)
     view, keep, unavailable = TRAFFIC_VIEW, None, {}
     if filters:
@@ -203,6 +211,8 @@ def traffic_report(store: Sources, site: str, metrics: list[str], start: datetim
     }
     if s.unavailable:
         answer["unavailable"] = s.unavailable
+    if s.computed_from == "archive":
+        answer["archive_as_of"] = _iso(store.archive.committed_at(), zone)
     if compare:
         answer["comparison"] = _comparison(store, site, metrics, start, end, granularity, tz, filters, compare,
                                            answer["totals"])
@@ -295,7 +305,7 @@ def breakdown_report(store: Sources, site: str, dimension: str, metrics: list[st
     first = bucket_start(start, "hour", tz)
     boundary = store.boundary(site)
     split = _split_at(boundary, first, end, "hour", tz)
-    on_views = not filters or (len(filters) == 1 and filters[0].dimension == dimension)
+    on_views = not answered_on_demand(filters, dimension)
     if on_views:
         values, site_visitors = _values_from_views(store, site, dimension, first, split, end, tz, filters,
                                                    goal and "conversion_rate" in metrics)
@@ -345,6 +355,7 @@ def breakdown_report(store: Sources, site: str, dimension: str, metrics: list[st
         "rows": [{"value": v, **vals} for v, vals in top],
         "other": other,
         **({"deprecated": deprecated} if deprecated else {}),
+        **({"archive_as_of": _iso(store.archive.committed_at(), zone)} if computed_from == "archive" else {}),
     }
 
 
