@@ -66,7 +66,7 @@ def _http_error(exc: HTTPException) -> Response:
     return error_response(status, message, headers)
 
 
-def _store_down(exc: Exception) -> Response:
+def store_down(exc: Exception) -> Response:
     log.warning("Cassandra is unavailable (%s: %s): answering 503", type(exc).__name__, exc)
     return error_response(503, "the view store (Cassandra) is unavailable; retry shortly",
                           {"Retry-After": str(RETRY_AFTER_S)})
@@ -84,5 +84,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     for exc in STORE_DOWN:
-        app.register_error_handler(exc, _store_down)
+        app.register_error_handler(exc, store_down)
     app.register_error_handler(Exception, _unexpected)

@@ -83,14 +83,33 @@ class FreshnessMonitor:
         self._lock = threading.Lock()
         self._consumer: KafkaConsumer | None = None
         self._last: SpeedFreshness | None = None
+        self._measuring = False
 
     def speed(self) -> SpeedFreshness:
-        """The speed layer's freshness, measured at most ``refresh_s`` ago."""
+        """The speed layer's freshness, as last measured: a measurement older than
+        ``refresh_s`` starts a new one in the background (a request never waits on Kafka),
+        but for the first, which is taken there and then."""
         with self._lock:
-            now = datetime.now(timezone.utc)
-            if self._last is None or (now - self._last.measured_at).total_seconds() >= self.refresh_s:
-                self._last = self._measure(now)
-            return self._last
+            last = self._last
+            stale = last is None or (datetime.now(timezone.utc) - last.measured_at).total_seconds() >= self.refresh_s
+            start = stale and not self._measuring
+            if start:
+                self._measuring = True
+        if last is None:
+            self._refresh()
+            return self._last  # type: ignore[return-value]
+        if start:
+            threading.Thread(target=self._refresh, daemon=True, name="freshness").start()
+        return last
+
+    def _refresh(self) -> None:
+        try:
+            measured = self._measure(datetime.now(timezone.utc))
+            with self._lock:
+                self._last = measured
+        finally:
+            with self._lock:
+                self._measuring = False
 
     def _measure(self, now: datetime) -> SpeedFreshness:
         progress = None

@@ -19,7 +19,7 @@ from flask import Flask, Request, Response, request
 from flask.sessions import SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
-from serving_layer.errors import STORE_DOWN
+from serving_layer.errors import STORE_DOWN, store_down
 from serving_layer.recent import Recent
 from store.accounts import Accounts, new_session_id
 
@@ -91,9 +91,20 @@ class CassandraSessionInterface(SessionInterface):
         assert isinstance(session, ServerSession)
         if session.unavailable is not None:
             return
-        accounts = self.accounts()
+        try:
+            self._save(session, response)
+        except STORE_DOWN as exc:
+            # The session (a login, a logout) did not reach the store: the caller is told,
+            # as for any read of Cassandra, rather than given a cookie that names nothing.
+            answer = store_down(exc)
+            response.status_code = answer.status_code
+            response.set_data(answer.get_data())
+            response.headers.update(answer.headers)
+            response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax")
+
+    def _save(self, session: ServerSession, response: Response) -> None:
         for sid in session.ended:
-            accounts.end_session(sid)
+            self.accounts().end_session(sid)
             self.recent.forget()
         if session.ended and not session.sid and not session.modified:
             response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax")
@@ -105,8 +116,8 @@ class CassandraSessionInterface(SessionInterface):
             session.created_at = now
             session.expires_at = now + timedelta(seconds=self.anonymous_lifetime_s)
         session.sid = session.sid or new_session_id()
-        accounts.save_session(session.sid, session.email, dict(session), session.created_at or now,
-                              session.expires_at)
+        self.accounts().save_session(session.sid, session.email, dict(session), session.created_at or now,
+                                     session.expires_at)
         self.recent.forget(("stored session", session.sid))
         response.set_cookie(COOKIE, session.sid, max_age=max(1, int((session.expires_at - now).total_seconds())),
                             path="/", httponly=True, samesite="Lax", secure=request.is_secure)

@@ -86,7 +86,8 @@ class LazyStore:
             if self._store is None:
                 s = self._settings
                 keyspace = s.cassandra.keyspace
-                archive = Archive(s.paths.master_dir, s.serving.archive_threads, s.serving.archive_memory)
+                archive = Archive(s.paths.master_dir, s.serving.archive_threads, s.serving.archive_memory,
+                                  s.paths.var_dir / "serving" / "spill")
                 self._store = ServingStore(cassandra_session(s, keyspace), keyspace, archive,
                                            s.serving.archive_max_events, s.serving.meta_ttl_s,
                                            s.serving.archive_refresh_s)

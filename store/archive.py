@@ -45,9 +45,15 @@ def _day_of(path: Path) -> date | None:
 class Archive:
     """The master dataset under ``master_dir``, read with DuckDB (``threads`` each query)."""
 
-    def __init__(self, master_dir: Path, threads: int = 2, memory_limit: str = "1GB") -> None:
+    def __init__(self, master_dir: Path, threads: int = 2, memory_limit: str = "1GB",
+                 spill_dir: Path | None = None) -> None:
         self.master_dir = Path(master_dir)
-        self._db = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+        # A query over its memory limit spills here (DuckDB's default is the working directory).
+        config: dict[str, str | int] = {"threads": threads, "memory_limit": memory_limit}
+        if spill_dir is not None:
+            Path(spill_dir).mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(spill_dir)
+        self._db = duckdb.connect(config=config)
         self._lock = threading.Lock()
 
     def version(self) -> int:
