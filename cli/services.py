@@ -1,15 +1,53 @@
 """`parallax collect | serve | speed | batch`: the pipeline's processes."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 from datetime import datetime
 
 import click
 
 from collector.app import create_app as create_collector
 from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Beside:
+    """A process run beside this one (the live tail beside the speed layer's queries),
+    started again when it exits (Kafka away at its start, say) until ``stop``."""
+
+    def __init__(self, argv: list[str], name: str, restart_after_s: float = 5.0) -> None:
+        self.argv, self.name, self.restart_after_s = argv, name, restart_after_s
+        self._stopping = threading.Event()
+        self._proc: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def start(self) -> Beside:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._proc = subprocess.Popen(self.argv)
+            if self._stopping.is_set():  # stopped while it was starting
+                self._proc.terminate()
+            code = self._proc.wait()
+            if self._stopping.is_set():
+                return
+            log.warning("the %s exited (code %s); starting it again in %.0f s", self.name, code,
+                        self.restart_after_s)
+            self._stopping.wait(self.restart_after_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=30)
+        self._thread.join(timeout=30)
 
 
 def _gunicorn(app: str, port: int, workers: int, threads: int, config: str | None = None,
@@ -67,13 +105,12 @@ def speed(settings: Settings, rebuild: bool, no_tail: bool) -> None:
 
     # The tail in a process of its own: it would otherwise share an interpreter lock with
     # the queries' Python sinks.
-    beside = None if no_tail else subprocess.Popen([sys.executable, "-m", "speed_layer.tail"])
+    beside = None if no_tail else Beside([sys.executable, "-m", "speed_layer.tail"], "live tail").start()
     try:
         code = run(settings, rebuild=rebuild)
     finally:
         if beside is not None:
-            beside.terminate()
-            beside.wait(timeout=30)
+            beside.stop()
     sys.exit(code)
 
 

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 
 import msgspec
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 
 from infra.clients import json_bytes, kafka_producer
 from infra.settings import Settings, load_settings
@@ -51,9 +52,12 @@ def run(settings: Settings, *, flush_s: float = 0.2, minutes: int = 3, stop: thr
     consumer = KafkaConsumer(settings.kafka.topic_events, bootstrap_servers=settings.kafka.servers,
                              auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=50,
                              client_id="parallax-tail")
-    producer = kafka_producer(settings, value_serializer=json_bytes, linger_ms=0)
+    # A send waits at most 2 s for Kafka: while it is away, the tail keeps counting and
+    # publishes again once it is back.
+    producer = kafka_producer(settings, value_serializer=json_bytes, linger_ms=0, max_block_ms=2000)
     counts = LiveCounts(minutes)
     skipped = counted = 0
+    unpublished_since: float | None = None
     last_flush = last_log = time.monotonic()
     log.info("live tail: counting %s, publishing the last %d minutes on %s every %.0f ms",
              settings.kafka.topic_events, minutes, settings.kafka.topic_live, flush_s * 1000)
@@ -71,11 +75,22 @@ def run(settings: Settings, *, flush_s: float = 0.2, minutes: int = 3, stop: thr
             if time.monotonic() - last_flush >= flush_s:
                 last_flush = time.monotonic()
                 at = datetime.now(timezone.utc).isoformat()
-                for site, buckets in counts.changes().items():
-                    producer.send(settings.kafka.topic_live, key=site.encode(),
-                                  value={"site": site, "source": SOURCE, "granularity": "minute", "buckets": buckets,
-                                         "at": at})
-                producer.flush(timeout=10)
+                changes = counts.changes()
+                try:
+                    for site, buckets in changes.items():
+                        producer.send(settings.kafka.topic_live, key=site.encode(),
+                                      value={"site": site, "source": SOURCE, "granularity": "minute",
+                                             "buckets": buckets, "at": at})
+                    producer.flush(timeout=5)
+                    if unpublished_since is not None:
+                        log.info("live tail: publishing again after %.0f s", time.monotonic() - unpublished_since)
+                        unpublished_since = None
+                except KafkaError as exc:
+                    counts.again(changes)
+                    if unpublished_since is None:
+                        unpublished_since = time.monotonic()
+                        log.warning("live tail: cannot publish on %s (%s); counting on, publishing when it is back",
+                                    settings.kafka.topic_live, exc)
                 counts.forget_before(now_ms)
             if time.monotonic() - last_log >= 60:
                 log.info("live tail: %d events counted, %d messages skipped (not events) in the last minute",
@@ -84,7 +99,10 @@ def run(settings: Settings, *, flush_s: float = 0.2, minutes: int = 3, stop: thr
                 last_log = time.monotonic()
     finally:
         consumer.close()
-        producer.close(timeout=10)
+        try:
+            producer.close(timeout=5)
+        except KafkaError as exc:
+            log.warning("live tail: the last counts were not published (%s)", exc)
     return 0
 
 

@@ -84,6 +84,15 @@ class LiveCounts:
         self._changed.clear()
         return out
 
+    def again(self, changes: dict[str, list[dict[str, Any]]]) -> None:
+        """Changes that could not be published: the next ``changes()`` has them again
+        (with their values then), for the minutes still kept."""
+        for site, buckets in changes.items():
+            for bucket in buckets:
+                minute = int(datetime.fromisoformat(bucket["start"]).timestamp() * 1000)
+                if minute in self._sites.get(site, {}):
+                    self._changed.add((site, minute))
+
 
 def count_all(counts: LiveCounts, events: Iterable[dict[str, Any]], now_ms: int) -> int:
     """Count parsed events (dicts of the enriched event); how many were new."""

@@ -36,3 +36,18 @@ def test_only_the_last_minutes_and_only_what_changed():
     counts.forget_before(later)
     assert counts.add("s", "x", "pageview", later, "a", later)  # the old minute is gone: its ids too
     assert counts.changes()["s"][0]["events"] == 1
+
+
+def test_changes_not_published_come_again_with_their_values_then():
+    counts = LiveCounts(minutes=3)
+    counts.add("s", "e1", "pageview", NOW, "a", NOW)
+    counts.add("s", "e0", "pageview", NOW - 3 * MINUTE_MS, "a", NOW + 3 * MINUTE_MS)  # too old by then: not kept
+    failed = counts.changes()
+    assert counts.changes() == {}
+    counts.add("s", "e2", "pageview", NOW, "b", NOW)  # counted meanwhile
+    counts.again(failed)
+    (bucket,) = counts.changes()["s"]
+    assert bucket["pageviews"] == 2 and bucket["visitors"] == 2
+    counts.forget_before(NOW + 5 * MINUTE_MS)
+    counts.again(failed)  # a minute no longer kept is not sent again
+    assert counts.changes() == {}
