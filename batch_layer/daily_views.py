@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         for day, sites in plan.items():
             log.info("recomputing %s for %d site(s): %s", day, len(sites), ", ".join(sites))
             run_day(spark, session, keyspace, str(settings.paths.master_dir), day, {s: zones[s] for s in sites},
-                    settings.spark.session_gap)
+                    settings.spark.session_gap, settings.alerts.drift_threshold)
     finally:
         session.cluster.shutdown()
         if spark is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from cassandra.cluster import Session
 
 from store.diagnostics import Diagnostics
+from store.incidents import Incident, Incidents
 from store.views import BATCH_TABLE, SPEED_TABLE, ViewReader
 from views.catalogue import local_day_bounds
 from views.sketches import union_estimate
@@ -84,16 +85,35 @@ def site_drift(reader: ViewReader, day: date, site: str, tz: str) -> list[Drift]
                    int(batch_day[0].visitors or 0) if batch_day else 0)
 
 
-def record_drift(session: Session, keyspace: str, day: date, sites: Mapping[str, str]) -> dict[str, list[Drift]]:
+def record_drift(session: Session, keyspace: str, day: date, sites: Mapping[str, str],
+                 threshold: float | None = None) -> dict[str, list[Drift]]:
     """Compare and write the drift of ``day`` for every site (site -> zone); log a line per
-    site whose counts differ, or whose speed views are gone (older than their TTL)."""
+    site whose counts differ, or whose speed views are gone (older than their TTL). With a
+    ``threshold``, a site's measures off by more than it become one incident (an alarm)."""
     now = datetime.now(timezone.utc)
     reader = ViewReader(session, keyspace)
     drifts = {site: site_drift(reader, day, site, tz) for site, tz in sorted(sites.items())}
     Diagnostics(session, keyspace).write_drift(rows(day, drifts, now))
+    incidents = Incidents(session, keyspace)
     for site, measures in drifts.items():
         log_site(day, site, measures)
+        over = over_threshold(measures, threshold)
+        if over:
+            incidents.record(Incident(
+                f"drift:{site}:{day}:{now.isoformat()}", "drift", site,
+                f"{site}: the live figures of {day} were off by more than {threshold:.0%}", now,
+                {"day": day.isoformat(), "threshold": threshold,
+                 "measures": {d.measure: {"speed": d.speed, "batch": d.batch, "relative": round(d.relative or 0, 4)}
+                              for d in over}}))
     return drifts
+
+
+def over_threshold(measures: Iterable[Drift], threshold: float | None) -> list[Drift]:
+    """The measures whose speed total was off by more than ``threshold`` of the batch's
+    (none without a threshold, or when the speed layer has no views of the day)."""
+    if threshold is None:
+        return []
+    return [d for d in measures if d.speed_minutes and d.relative is not None and abs(d.relative) > threshold]
 
 
 def rows(day: date, drifts: Mapping[str, Iterable[Drift]], now: datetime) -> list[tuple]:

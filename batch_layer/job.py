@@ -32,10 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: str, day: date,
-            sites: dict[str, str], session_gap: str = DEFAULT_SESSION_GAP) -> dict[str, int]:
+            sites: dict[str, str], session_gap: str = DEFAULT_SESSION_GAP,
+            drift_threshold: float | None = None) -> dict[str, int]:
     """Compute and write ``day``'s views of ``sites`` (site -> zone) -- event views of the
     day, session views of the day and the day before (see ``day_sessions``) -- then move
-    their boundary. Returns the events per site."""
+    their boundary. A measure whose speed figure was off by more than ``drift_threshold``
+    (a fraction) is recorded as an incident, for the alarms. Returns the events per site."""
     now = datetime.now(timezone.utc)
     if not sites:
         log.info("%s: no site to recompute", day)
@@ -80,6 +82,6 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
     boundaries.move_forward({site: end for site, (_, end) in bounds.items()})
     log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
     t0 = time.perf_counter()
-    record_drift(session, keyspace, day, sites)
+    record_drift(session, keyspace, day, sites, drift_threshold)
     log.info("%s: drift of the speed views recorded in %.1fs", day, time.perf_counter() - t0)
     return {s: n for s, (n, _) in per_site.items()}

@@ -21,7 +21,7 @@ def fail(exc: Exception | str) -> NoReturn:
 
 
 @contextmanager
-def _keyspace(settings: Settings) -> Iterator[Session]:
+def keyspace_session(settings: Settings) -> Iterator[Session]:
     """A Cassandra session on Parallax's keyspace, shut down afterwards."""
     session = cassandra_session(settings, settings.cassandra.keyspace)
     try:
@@ -33,7 +33,7 @@ def _keyspace(settings: Settings) -> Iterator[Session]:
 @contextmanager
 def registry(settings: Settings) -> Iterator[Registry]:
     """The sites and goals."""
-    with _keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         yield Registry(session, settings.cassandra.keyspace)
 
 
@@ -41,7 +41,7 @@ def registry(settings: Settings) -> Iterator[Registry]:
 def accounts(settings: Settings) -> Iterator[Accounts]:
     """The users, memberships and tokens; a refused request (AccountError) ends the command
     with its message."""
-    with _keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         try:
             yield Accounts(session, settings.cassandra.keyspace)
         except AccountError as exc:

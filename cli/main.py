@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from cli import accounts, services, sites, sources, stack, traffic
+from cli import accounts, alerts, services, sites, sources, stack, traffic
 from cli.common import fail
 from cli.invalid import invalid
 from infra import airflow_env
@@ -41,8 +41,8 @@ def show_settings(settings: Settings) -> None:
 
 
 for command in (stack.stack, sites.site, sites.goal, services.collect, services.serve, services.speed, services.tail,
-                services.batch, invalid, sources.sources, accounts.user, accounts.member,
-                accounts.token, traffic.demo, traffic.generate, traffic.watch):
+                services.batch, services.alerting, alerts.alert, invalid, sources.sources, accounts.user,
+                accounts.member, accounts.token, traffic.demo, traffic.generate, traffic.watch):
     main.add_command(command)
 
 

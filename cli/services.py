@@ -132,3 +132,35 @@ def batch(day: datetime) -> None:
     from batch_layer.daily_views import main  # noqa: PLC0415 -- PySpark: only this command loads it
 
     sys.exit(main(["--day", day.date().isoformat()]))
+
+
+@click.command()
+@click.option("--no-delivery", is_flag=True, help="evaluate only; deliver email and webhooks elsewhere")
+@click.pass_obj
+def alerting(settings: Settings, no_delivery: bool) -> None:
+    """Run the alert evaluator (rules on the live updates, system alarms) and the delivery of
+    notifications by email and webhook, until interrupted. Run several to scale out."""
+    import signal  # noqa: PLC0415
+
+    from serving_layer.alerting import alarms, delivery, evaluator  # noqa: PLC0415
+    from serving_layer.stores import LazyStore  # noqa: PLC0415
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    store = LazyStore(settings)()
+    parts = [("evaluator", evaluator.run), ("alarms", alarms.run)]
+    if not no_delivery:
+        parts.append(("delivery", delivery.run))
+    threads = [threading.Thread(target=fn, args=(settings, store, stop), name=name, daemon=True) for name, fn in parts]
+    for t in threads:
+        t.start()
+    while not stop.is_set() and all(t.is_alive() for t in threads):
+        stop.wait(1)
+    dead = [] if stop.is_set() else [t.name for t in threads if not t.is_alive()]
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    if dead:  # a part stopped by itself: say so, and exit non-zero (a supervisor restarts it)
+        click.echo(f"error: the alert {', '.join(dead)} stopped; see the log above", err=True)
+        sys.exit(1)

@@ -10,7 +10,7 @@ recomputes the day of exactly the sites whose local midnight fell in the hour be
 To reprocess a day by hand (late data, a fix), trigger the DAG with the `day` parameter:
 that day is recomputed for every site where it has ended.
 The Spark job is submitted through the `spark_default` connection (its host is the Spark
-master, `local[2]` on one machine).
+master, `local[2]` on one machine). A run that fails for good notifies the admins.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-# Light at parse time: neither imports PySpark.
+# Light at parse time: none imports PySpark.
+from batch_layer.failures import record_failure
 from batch_layer.schedule import GRACE
 from infra.settings import load_settings
 from infra.spark import SPARK_ENV, submit_conf
@@ -40,7 +41,9 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5)},
+    # A task that fails for good (after its retries) is recorded as an incident: the
+    # alarms notify the admins (`parallax alerting`).
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=5), "on_failure_callback": record_failure},
     params={
         "day": Param(
             None,

@@ -21,7 +21,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import DCAwareRoundRobinPolicy, ReconnectionPolicy
 from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import NewPartitions, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
 from infra.settings import Settings
@@ -85,7 +85,8 @@ def confluent_producer(settings: Settings, **overrides: Any) -> Producer:
 
 def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Create those of ``topics`` (name -> ``{"partitions": n, "config": {...}}``, as in
-    ``schemas/topics.json``) that Kafka lacks; returns the names created."""
+    ``schemas/topics.json``) that Kafka lacks, and give an existing one the partitions it
+    lacks (never fewer: a key's partition would change); returns the names created."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id="parallax-admin")
     try:
         existing = set(admin.list_topics())
@@ -96,6 +97,13 @@ def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]]) -
         if wanted:
             admin.create_topics(wanted)
             log.info("created Kafka topics: %s", ", ".join(t.name for t in wanted))
+        present = [name for name in topics if name in existing]
+        counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(present)} if present else {}
+        grow = {name: NewPartitions(topics[name]["partitions"]) for name, n in counts.items()
+                if n < topics[name]["partitions"]}
+        if grow:
+            admin.create_partitions(grow)
+            log.info("added partitions: %s", ", ".join(f"{n} now {p.total_count}" for n, p in grow.items()))
         return [t.name for t in wanted]
     finally:
         admin.close()

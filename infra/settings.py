@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -206,6 +206,40 @@ class ServingSettings(BaseSettings):
         return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip()) if isinstance(value, str) else value
 
 
+class AlertSettings(BaseSettings):
+    """The alert evaluator and the notifications it sends (`parallax alerts`)."""
+    model_config = _env("PARALLAX_ALERTS_")
+
+    # A site's rules are evaluated on its live updates, at most this often (seconds), and
+    # every tick_s whatever arrives (so a rule resolves, or a drop fires, on a quiet site).
+    min_interval_s: float = Field(1.0, ge=0)
+    tick_s: float = Field(30.0, gt=0)
+    # System alarms: the speed layer stalled or behind, the collector refusing events.
+    speed_stalled_after_s: float = Field(300.0, gt=0)
+    speed_behind_s: float = Field(600.0, gt=0)
+    collector_refusing_after_s: float = Field(60.0, gt=0)
+    # A recomputed day whose speed-layer figure was off by more than this (a fraction: 0.05
+    # is 5%) for a measure raises an alarm.
+    drift_threshold: float = Field(0.05, ge=0)
+    # Where notifications link to (the serving layer as users reach it); default: this
+    # machine's serving port.
+    public_url: str = ""
+    # Email (SMTP). No host: email is not sent (the notification is still stored and pushed).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_user: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "parallax@localhost"
+    # Webhooks: a POST signed with HMAC-SHA256 of the body (the rule's secret), retried
+    # with exponential backoff this many times.
+    webhook_attempts: int = Field(5, ge=1)
+    webhook_backoff_s: float = Field(1.0, gt=0)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    # The daily digest by email, at this hour (UTC) for users who chose it.
+    digest_hour_utc: int = Field(7, ge=0, le=23)
+
+
 class AirflowSettings(BaseSettings):
     model_config = _env("PARALLAX_AIRFLOW_")
 
@@ -230,6 +264,7 @@ class Settings(BaseModel):
     speed: SpeedSettings
     collector: CollectorSettings
     serving: ServingSettings
+    alerts: AlertSettings
     airflow: AirflowSettings
     demo: DemoSettings
 

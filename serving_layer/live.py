@@ -58,6 +58,11 @@ def room_of(site: str) -> str:
     return f"site:{site}"
 
 
+def user_room(email: str) -> str:
+    """Every socket of a user joins this room: their notifications are pushed to it."""
+    return f"user:{email}"
+
+
 @dataclass
 class Credentials:
     """What a socket authenticated with, to check it again later."""
@@ -135,6 +140,7 @@ def register_handlers(socketio: SocketIO) -> None:
             raise ConnectionRefusedError(message, {"status": 503, "error": message}) from None
         assert who is not None
         clients.add(request.sid, SocketClient(credentials, who))  # type: ignore[attr-defined]
+        join_room(user_room(who.user.email))
 
     @socketio.on("subscribe")
     def subscribe(data: Any = None) -> None:
@@ -217,8 +223,26 @@ def recheck_access(socketio: SocketIO, app: Flask) -> None:
 LIVE_GROUP = "parallax-serving"
 
 
-def consume_live_updates(socketio: SocketIO, settings: Settings) -> None:
-    """Forward every `metrics.live` message to its site's room, for as long as the app runs."""
+def push_notification(socketio: SocketIO, accounts: Accounts, n: dict[str, Any]) -> int:
+    """A notification to the sockets of its recipients who may still see its site (admins
+    only, for an alarm about the whole system); to how many users."""
+    pushed = 0
+    for email in sorted(n.get("recipients") or {}):
+        user = accounts.user(email)
+        if user is None:
+            continue
+        allowed = user.is_admin or (bool(n.get("site")) and accounts.role(email, n["site"]) is not None)
+        if allowed:
+            shown = {k: v for k, v in n.items() if k not in ("recipients", "webhook_url")}
+            socketio.emit("notification", shown, to=user_room(email))
+            pushed += 1
+    return pushed
+
+
+def consume_live_updates(socketio: SocketIO, settings: Settings, accounts: Any = None) -> None:
+    """Forward every `metrics.live` message to its site's room, and every `notifications`
+    message to its recipients' sockets, for as long as the app runs. ``accounts``: a
+    callable giving the store's accounts."""
     topic = settings.kafka.topic_live
     while True:
         try:
@@ -228,16 +252,24 @@ def consume_live_updates(socketio: SocketIO, settings: Settings) -> None:
             # would show the dashboards numbers they have already moved past). Short
             # timeouts: the group notices a process gone (and reassigns its partitions)
             # within seconds, which is what a rebalance pauses the pushes for.
-            consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers, group_id=LIVE_GROUP,
+            consumer = KafkaConsumer(topic, settings.kafka.topic_notifications,
+                                     bootstrap_servers=settings.kafka.servers, group_id=LIVE_GROUP,
                                      auto_offset_reset="latest", enable_auto_commit=False, consumer_timeout_ms=1000,
                                      session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_interval_ms=10000,
                                      client_id="parallax-serving")
             atexit.register(consumer.close)  # leave the group at once when the process ends
-            log.info("forwarding %s to Socket.IO rooms (consumer group %s)", topic, LIVE_GROUP)
+            log.info("forwarding %s and %s to Socket.IO rooms (consumer group %s)", topic,
+                     settings.kafka.topic_notifications, LIVE_GROUP)
             while True:
                 for message in consumer:
-                    update = json.loads(message.value)
-                    socketio.emit("metrics", update, to=room_of(update["site"]))
+                    try:
+                        data = json.loads(message.value)
+                        if message.topic == topic:
+                            socketio.emit("metrics", data, to=room_of(data["site"]))
+                        elif accounts is not None:
+                            push_notification(socketio, accounts(), data)
+                    except (ValueError, KeyError, TypeError, *STORE_DOWN) as exc:  # skipped, never fatal
+                        log.warning("skipped %s offset %d (%s)", message.topic, message.offset, exc)
                 socketio.sleep(0)
         except Exception as exc:  # broker away: keep serving reports, retry the feed
             log.warning("live feed from %s interrupted (%s); retrying in 5s", topic, exc)

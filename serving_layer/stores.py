@@ -13,9 +13,12 @@ from infra.clients import cassandra_session
 from infra.settings import Settings
 from serving_layer.recent import Recent
 from store.accounts import Accounts
+from store.alerts import AlertRules
 from store.archive import Archive
 from store.boundary import Boundaries
 from store.diagnostics import Diagnostics
+from store.incidents import Incidents
+from store.notifications import Notifications
 from store.ratelimits import RateLimitHits
 from store.registry import Registry
 from store.views import ViewReader, ViewRow
@@ -25,7 +28,8 @@ from views.goals import Goal
 
 class ServingStore:
     """The reads of the reports and diagnostics routes (the reports facade's ``Sources``):
-    the views, the registry and accounts in Cassandra; the master dataset on disk.
+    the views, the registry, accounts, alert rules and notifications in Cassandra; the
+    master dataset on disk.
 
     A site's zone and batch state are read at most every ``meta_ttl_s`` seconds; accounts,
     sessions and tokens are read on every request (a revocation takes effect at once)."""
@@ -41,6 +45,9 @@ class ServingStore:
         self.accounts = Accounts(session, keyspace)
         self.rate_limit_hits = RateLimitHits(session, keyspace)
         self.diagnostics = Diagnostics(session, keyspace)
+        self.alerts = AlertRules(session, keyspace)
+        self.notifications = Notifications(session, keyspace)
+        self.incidents = Incidents(session, keyspace)
         self.archive, self.max_archive_events = archive, max_archive_events
 
     def archive_version(self) -> int:

@@ -122,7 +122,7 @@ class Socket:
     def __init__(self, serving_url: str, *, token: str | None = None, cookie: str | None = None) -> None:
         self.events: list[tuple[str, dict]] = []
         self.sio = socketio.Client(reconnection=False)
-        for name in ("subscribed", "unsubscribed", "error", "access_ended", "metrics", "freshness"):
+        for name in ("subscribed", "unsubscribed", "error", "access_ended", "metrics", "freshness", "notification"):
             self.sio.on(name, lambda data, name=name: self.events.append((name, data)))
         self.sio.connect(serving_url, transports=["websocket"], wait_timeout=20,
                          headers={"Cookie": f"parallax_session={cookie}"} if cookie else {},

@@ -45,11 +45,17 @@ EXPECTED: dict[str, Access] = {
     "reports.realtime": Access.SITE_VIEWER,
     "exports.export_report": Access.SITE_ANALYST, "exports.export_breakdown": Access.SITE_ANALYST,
     "diagnostics.drift": Access.SITE_VIEWER, "diagnostics.speed_dropped": Access.ADMIN,
+    "alerts.list_rules": Access.SITE_VIEWER, "alerts.rule_detail": Access.SITE_VIEWER,
+    "alerts.add_rule": Access.SITE_ANALYST, "alerts.remove_rule": Access.SITE_ANALYST,
+    "alerts.rule_deliveries": Access.SITE_ANALYST,
+    "notifications.list_notifications": Access.USER, "notifications.unread_count": Access.USER,
+    "notifications.mark_read": Access.USER,
 }
 EXPECTED_EVENTS = {"connect": Access.USER, "subscribe": Access.SITE_VIEWER, "unsubscribe": Access.USER}
 # What stands for the other parts of a path: things that do not exist, so that an allowed
 # caller's change changes nothing.
-PATH_VALUES = {"email": "ghost@example.test", "token_id": "0000000000000000", "name": "no-such-goal"}
+PATH_VALUES = {"email": "ghost@example.test", "token_id": "0000000000000000", "name": "no-such-goal",
+               "rule_id": "000000000000"}
 RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 
 

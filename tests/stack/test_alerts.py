@@ -1,0 +1,186 @@
+"""Alerts on the real stack: traffic sent through the collector crosses a rule's threshold
+and comes back; the evaluator (`parallax alerting`, killed and restarted mid-episode)
+fires once and resolves once; the notifications are stored in the recipients' centres,
+pushed to their sockets (and to no one of another site), emailed to a real SMTP server
+(aiosmtpd) and posted to a real HTTP receiver whose signature check passes."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from infra.proc import CliProcess, free_port
+from store.accounts import Accounts, generate_password
+from tests.helpers import Socket, wait_for
+from tools.synthetic import tracker_event
+
+pytestmark = pytest.mark.stack
+UTC = timezone.utc
+
+
+class Inbox:
+    """aiosmtpd's handler: every message the SMTP server accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Any:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, inbox
+    controller.stop()
+
+
+class Receiver(BaseHTTPRequestHandler):
+    posts: list[tuple[dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).posts.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Any:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", Receiver.posts
+    server.shutdown()
+
+
+def _alerting(log_dir: Any, smtp_port: int, collector_url: str, name: str) -> CliProcess:
+    return CliProcess(name, ["alerting"], log_dir / f"{name}.log", env={
+        "PARALLAX_ALERTS_TICK_S": "2", "PARALLAX_ALERTS_MIN_INTERVAL_S": "0.5",
+        "PARALLAX_ALERTS_SMTP_HOST": "127.0.0.1", "PARALLAX_ALERTS_SMTP_PORT": str(smtp_port),
+        "PARALLAX_ALERTS_SMTP_TLS": "none", "PARALLAX_ALERTS_WEBHOOK_BACKOFF_S": "0.2",
+        "PARALLAX_COLLECTOR_PORT": collector_url.rsplit(":", 1)[1]}).start()
+
+
+def _member(accounts: Accounts, site: str, role: str) -> tuple[str, str]:
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.test"
+    accounts.add_user(email, generate_password())
+    accounts.grant(email, site, role)
+    return email, accounts.create_token(email, "alerts test")[1]
+
+
+def test_a_threshold_crossed_and_back_fires_once_and_resolves_once(
+        stack, speed_layer, collector_url, serving_url, api, accounts, new_site, log_dir, smtp, webhook):
+    site, other = new_site("alert"), new_site("alert-other")
+    alice, alice_token = _member(accounts, site, "analyst")
+    carol, _ = _member(accounts, site, "viewer")
+    bob, bob_token = _member(accounts, other, "viewer")
+    controller, inbox = smtp
+    hook_url, posts = webhook
+    as_alice = requests.Session()
+    as_alice.headers["Authorization"] = f"Bearer {alice_token}"
+
+    created = as_alice.post(f"{serving_url}/api/v1/sites/{site}/alerts", json={
+        "name": "pageview burst", "measure": "pageviews", "window_s": 300, "condition": "above", "threshold": 5,
+        "resolve_after_s": 0, "recipients": {alice: "email", carol: "webhook"}, "webhook_url": hook_url}, timeout=30)
+    assert created.status_code == 201, created.text
+    rule, secret = created.json(), created.json()["webhook_secret"]
+    assert secret and rule["recipients"] == {alice: "email", carol: "webhook"}
+    # Bob may not see the site: its rules are an unknown site's to him.
+    refused = requests.get(f"{serving_url}/api/v1/sites/{site}/alerts",
+                           headers={"Authorization": f"Bearer {bob_token}"}, timeout=30)
+    assert refused.status_code == 404
+
+    alice_socket, bob_socket = Socket(serving_url, token=alice_token), Socket(serving_url, token=bob_token)
+    alice_socket.subscribe(site)
+    bob_socket.subscribe(other)
+    evaluator = _alerting(log_dir, controller.port, collector_url, "alerting")
+    try:
+        # Eight pageviews dated four minutes ago: in the 5-minute window now, out of it
+        # within two minutes, so the condition starts to hold and then stops.
+        at = datetime.now(UTC) - timedelta(minutes=4)
+        events = [tracker_event(int(at.timestamp() * 1000) + i, f"https://example.test/p{i}", "pageview",
+                                visitor_id=f"v{i % 3}") for i in range(8)]
+        r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": events}, timeout=30)
+        assert r.status_code == 202, r.text
+
+        fired = wait_for("the rule to fire", lambda: [n for n in alice_socket.got("notification")
+                                                        if n["kind"] == "alert.fired"], timeout=120)
+        assert fired[0]["values"]["value"] == 8 and fired[0]["site"] == site  # the events sent, counted apart
+        # The evaluator stops mid-episode and starts again: the episode goes on, not again.
+        evaluator.stop()
+        evaluator = _alerting(log_dir, controller.port, collector_url, "alerting-restarted")
+        resolved = wait_for("the rule to resolve", lambda: [n for n in alice_socket.got("notification")
+                                                             if n["kind"] == "alert.resolved"], timeout=240)
+        episode = fired[0]["values"]["episode_id"]
+        assert resolved[0]["values"]["episode_id"] == episode and resolved[0]["values"]["value"] < 6
+        wait_for("the email of each", lambda: len(inbox.messages) >= 2, timeout=60)
+        wait_for("the webhook post of each", lambda: len(posts) >= 2, timeout=60)
+        assert evaluator.alive(), evaluator.log_tail()
+        threading.Event().wait(6)  # three more ticks: nothing more is sent
+    finally:
+        evaluator.stop()
+        alice_socket.close()
+        bob_socket.close()
+
+    kinds = [n["kind"] for n in alice_socket.got("notification")]
+    assert kinds == ["alert.fired", "alert.resolved"], kinds
+    assert not bob_socket.got("notification")
+    centre = as_alice.get(f"{serving_url}/api/v1/me/notifications", timeout=30).json()
+    assert [n["kind"] for n in centre["notifications"]] == ["alert.resolved", "alert.fired"] and centre["unread"] == 2
+    assert centre["notifications"][1]["link"].startswith(f"/api/v1/sites/{site}/report?")
+    report = as_alice.get(f"{serving_url}{centre['notifications'][1]['link']}", timeout=30)
+    assert report.status_code == 200  # the link shows the report it fired on
+    assert as_alice.post(f"{serving_url}/api/v1/me/notifications/read", json={}, timeout=30).json() == {"unread": 0}
+
+    assert len(inbox.messages) == 2 and all(to == [alice] for to, _ in inbox.messages)
+    subjects = sorted(m["Subject"] for _, m in inbox.messages)
+    assert subjects == sorted(f"[Parallax] pageview burst {v} on {site}" for v in ("fired", "resolved"))
+    assert len(posts) == 2
+    for headers, body in posts:
+        signed = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Parallax-Signature"], signed)
+        assert json.loads(body)["values"]["episode_id"] == episode
+    deliveries = as_alice.get(f"{serving_url}/api/v1/sites/{site}/alerts/{rule['id']}/deliveries", timeout=30).json()
+    assert sorted((d["channel"], d["ok"]) for d in deliveries["deliveries"]) == \
+        [("email", True), ("email", True), ("webhook", True), ("webhook", True)]
+    state = as_alice.get(f"{serving_url}/api/v1/sites/{site}/alerts/{rule['id']}", timeout=30).json()["state"]
+    assert state["firing"] is False and state["episode_id"] == episode
+
+
+def test_rules_are_validated_and_kept_per_site(serving_url, api, accounts, new_site):
+    site = new_site("rules")
+    stranger = f"stranger-{uuid.uuid4().hex[:8]}@example.test"
+    accounts.add_user(stranger, generate_password())
+    url = f"{serving_url}/api/v1/sites/{site}/alerts"
+    bad = [({"measure": "sessions"}, "measure"), ({"window_s": 30}, "window_s"), ({"condition": "equals"}, "condition"),
+           ({"condition": "spike", "threshold": 1}, "threshold"), ({"filters": "colour==red"}, "filters"),
+           ({"recipients": {stranger: "live"}}, "recipients"), ({"webhook_url": "ftp://x"}, "webhook_url"),
+           ({"recipients": {stranger: "pigeon"}}, "recipients")]
+    base = {"name": "r", "measure": "pageviews", "window_s": 600, "condition": "above", "threshold": 10}
+    for change, named in bad:
+        r = api.post(url, json={**base, **change}, timeout=30)
+        assert r.status_code == 400 and named in r.text, (change, r.text)
+    made = api.post(url, json={**base, "measure": "goal:Signup", "filters": "country==FR"}, timeout=30)
+    assert made.status_code == 201, made.text
+    listed = api.get(url, timeout=30).json()["rules"]
+    assert [(x["id"], x["measure"], x["filters"]) for x in listed] == [(made.json()["id"], "goal:Signup", "country==FR")]
+    assert "webhook_secret" not in listed[0]
+    assert api.delete(f"{url}/{made.json()['id']}", timeout=30).status_code == 204
+    assert api.get(url, timeout=30).json()["rules"] == []
+    assert api.delete(f"{url}/{made.json()['id']}", timeout=30).status_code == 404
