@@ -9,7 +9,7 @@ and to a site's members where one site is concerned:
   recomputed day's drift over the threshold (the batch job).
 
 The first two are episodes like a rule's (``views.alerts.step``, the state in Cassandra
-under the site "" and the rule "system:<alarm>"): one notification when the alarm starts,
+under "(system)" and the rule "system:<alarm>"): one notification when the alarm starts,
 one when it ends, whichever evaluator sees it first.
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ from views.alerts import Rule, step
 
 log = logging.getLogger(__name__)
 SYSTEM = ""  # the "site" of an alarm about the whole system
+STATE_KEY = "(system)"  # its episodes' partition in alert_state (not a valid site id; a key is never empty)
 
 
 def recipients(store: ServingStore, site: str) -> dict[str, str]:
@@ -55,13 +56,13 @@ class Alarms:
 
     def episode(self, name: str, holds: bool, title: str, values: dict[str, Any]) -> str | None:
         """Move the alarm's episode; publish its start or end. The transition, if any."""
-        alarm = Rule(SYSTEM, f"system:{name}", title, "events", 300, "above", 0, resolve_after_s=0)
-        state = self.store.alerts.state(SYSTEM, alarm.rule_id)
+        alarm = Rule(STATE_KEY, f"system:{name}", title, "events", 300, "above", 0, resolve_after_s=0)
+        state = self.store.alerts.state(STATE_KEY, alarm.rule_id)
         now = datetime.now(timezone.utc)
         episode, transition = step(alarm, state.episode, holds, now, uuid.uuid4().hex[:12])
         if transition is None and episode == state.episode:
             return None
-        if not self.store.alerts.save_state(SYSTEM, alarm.rule_id, state, episode, now, None, None, None):
+        if not self.store.alerts.save_state(STATE_KEY, alarm.rule_id, state, episode, now, None, None, None):
             return None
         if transition is not None:
             verb = "started" if transition == "fired" else "ended"
