@@ -19,10 +19,19 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
+from batch_layer.job import run_day
+from infra.clients import kafka_producer
 from infra.proc import CliProcess, free_port
+from serving_layer.alerting.evaluator import Evaluator
+from serving_layer.stores import ServingStore
+from speed_layer.queries import archive_frame
 from store.accounts import Accounts, generate_password
-from tests.helpers import Socket, wait_for
-from tools.synthetic import tracker_event
+from store.alerts import AlertRules, StoredRule
+from store.archive import Archive
+from store.notifications import Notifications
+from tests.helpers import Socket, speed_totals, wait_for
+from tools.synthetic import archived_event, tracker_event
+from views.alerts import Rule
 
 pytestmark = pytest.mark.stack
 UTC = timezone.utc
@@ -184,3 +193,48 @@ def test_rules_are_validated_and_kept_per_site(serving_url, api, accounts, new_s
     assert api.delete(f"{url}/{made.json()['id']}", timeout=30).status_code == 204
     assert api.get(url, timeout=30).json()["rules"] == []
     assert api.delete(f"{url}/{made.json()['id']}", timeout=30).status_code == 404
+
+
+def test_a_spike_against_the_batch_views_of_a_week_before(stack, spark, cassandra, speed_layer, collector_url,
+                                                         accounts, new_site, tmp_path):
+    """A spike rule's baseline is the same window a week earlier, from the batch views the
+    batch job computed for that day; the window now, from the speed views. The evaluator
+    (in this process, on the real store and Kafka) fires once, with both values."""
+    site = new_site("spike")
+    analyst, _ = _member(accounts, site, "analyst")
+    now = datetime.now(UTC)
+    week_ago = now - timedelta(days=7)
+    # A week ago, three pageviews in the window; the batch job computes that day.
+    past = [archived_event(site, week_ago - timedelta(minutes=2, seconds=i), f"old{i}") for i in range(3)]
+    master = str(tmp_path / "master")
+    archive_frame(spark.createDataFrame([(json.dumps(e),) for e in past], "value STRING")) \
+        .write.partitionBy("date").parquet(master)
+    run_day(spark, cassandra, stack.cassandra.keyspace, master, week_ago.date(), {site: "UTC"})
+    if (week_ago - timedelta(minutes=3)).date() != week_ago.date():  # the window straddles midnight
+        run_day(spark, cassandra, stack.cassandra.keyspace, master, week_ago.date() - timedelta(days=1),
+                {site: "UTC"})
+    # Now, twelve: four times the baseline, through the collector and the speed layer.
+    events = [tracker_event(int((now - timedelta(minutes=1)).timestamp() * 1000) + i, "https://example.test/",
+                            "pageview", visitor_id=f"new{i}") for i in range(12)]
+    r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": events}, timeout=30)
+    assert r.status_code == 202, r.text
+    wait_for("the speed views", lambda: speed_totals(cassandra, stack.cassandra.keyspace, site, now)[0] >= 12,
+             timeout=120)
+
+    store = ServingStore(cassandra, stack.cassandra.keyspace, Archive(tmp_path / "master"), 10_000_000)
+    rules = AlertRules(cassandra, stack.cassandra.keyspace)
+    for name, factor in (("triple", 3.0), ("quintuple", 5.0)):
+        rules.add(StoredRule(Rule(site, name, name, "pageviews", 600, "spike", factor, "week_ago", min_volume=5),
+                             {analyst: "live"}))
+    producer = kafka_producer(stack)
+    try:
+        evaluator = Evaluator(stack, store, producer)
+        assert evaluator.site(site, force=True) == 1  # triple fires (12 >= 3 x 3), quintuple does not (12 < 15)
+        assert evaluator.site(site, force=True) == 0  # and does not fire again
+    finally:
+        producer.close()
+    triple, quintuple = rules.state(site, "triple"), rules.state(site, "quintuple")
+    assert triple.episode.firing and (triple.last_value, triple.last_baseline) == (12, 3)
+    assert not quintuple.episode.firing and quintuple.last_baseline == 3
+    (n,) = Notifications(cassandra, stack.cassandra.keyspace).of_user(analyst)
+    assert n.kind == "alert.fired" and n.values["baseline"] == 3 and n.values["value"] == 12
