@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from store.cql import Tables
@@ -90,6 +90,20 @@ class Notifications(Tables):
                              "WHERE email = ? AND created_at = ? AND id = ?", (email, r.created_at, r.id))
                 changed += 1
         return changed
+
+    def logged(self, notification_id: str) -> Notification | None:
+        """A notification as it was recorded (with its recipients and their channels)."""
+        row = self.execute("SELECT body FROM {ks}.notification_log WHERE id = ?", (notification_id,)).one()
+        return Notification.from_json(json.loads(row.body)) if row is not None else None
+
+    def claim_digest(self, email: str, day: date, items: int) -> bool:
+        """The right to send ``email``'s digest of ``day``: True once (a lightweight transaction)."""
+        result = self.execute("INSERT INTO {ks}.digests (email, day, sent_at, items) VALUES (?, ?, ?, ?) IF NOT EXISTS",
+                              (email, day, datetime.now(timezone.utc), items))
+        return bool(result.one()[0])
+
+    def release_digest(self, email: str, day: date) -> None:
+        self.execute("DELETE FROM {ks}.digests WHERE email = ? AND day = ? IF EXISTS", (email, day))
 
     def record_delivery(self, n: Notification, channel: str, target: str, attempt: int, ok: bool,
                         detail: str) -> None:

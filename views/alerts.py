@@ -23,7 +23,9 @@ from views.goals import GOAL_NAME
 
 CONDITIONS = ("above", "below", "spike", "drop")
 BASELINES = ("week_ago", "trailing")
-CHANNELS = ("live", "email", "webhook")
+# How a recipient is told, besides their notification centre and live push: not otherwise,
+# by email at once, by the rule's webhook, or in a daily email digest.
+CHANNELS = ("live", "email", "webhook", "digest")
 MIN_WINDOW_S, MAX_WINDOW_S = 300, 86_400
 TRAILING_DAYS = 7  # a "trailing" baseline: the same window on each of the days before, averaged
 # Measures a rule can watch: counts of the catalogue (summable over any window) and the

@@ -15,6 +15,7 @@ import smtplib
 import ssl
 import threading
 import time
+from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 
 import requests
@@ -123,6 +124,48 @@ class Deliverer:
         return False
 
 
+def digest_message(settings: Settings, to: str, day: date, items: list[Notification]) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = f"[Parallax] Your digest of {day}: {len(items)} notification{'s' * (len(items) != 1)}"
+    msg["From"] = settings.alerts.smtp_from
+    msg["To"] = to
+    lines = [f"What happened in the 24 hours to {settings.alerts.digest_hour_utc:02d}:00 UTC on {day}:", ""]
+    for n in items:
+        lines.append(f"- {n.created_at:%Y-%m-%d %H:%M} UTC  {n.title}")
+        if n.link:
+            lines.append(f"  {public_url(settings)}{n.link}")
+    msg.set_content("\n".join(lines))
+    return msg
+
+
+def send_digests(settings: Settings, store: ServingStore, now: datetime) -> int:
+    """Once ``now`` has passed the digest hour: to each user who chose the digest for some
+    rule, one email of those notifications of the 24 hours before (once per user and day,
+    whichever delivery consumer gets there first). How many were sent."""
+    alerts = settings.alerts
+    due = now.replace(hour=alerts.digest_hour_utc, minute=0, second=0, microsecond=0)
+    if now < due or not alerts.smtp_host:
+        return 0
+    sent = 0
+    for user in store.accounts.users():
+        items = []
+        for mine in store.notifications.of_user(user.email, limit=500):
+            if due - timedelta(days=1) <= mine.created_at < due:
+                logged = store.notifications.logged(mine.id)
+                if logged is not None and logged.recipients.get(user.email) == "digest":
+                    items.append(logged)
+        if items and store.notifications.claim_digest(user.email, due.date(), len(items)):
+            items.sort(key=lambda n: n.created_at)
+            try:
+                send_email(alerts, digest_message(settings, user.email, due.date(), items))
+            except (OSError, smtplib.SMTPException):
+                store.notifications.release_digest(user.email, due.date())  # the next try sends it
+                raise
+            log.info("digest of %s sent to %s (%d notifications)", due.date(), user.email, len(items))
+            sent += 1
+    return sent
+
+
 def run(settings: Settings, store: ServingStore, stop: threading.Event) -> None:
     """Deliver every notification published on Kafka `notifications` until ``stop``; the
     group's offsets move only past what was delivered (or tried)."""
@@ -132,8 +175,15 @@ def run(settings: Settings, store: ServingStore, stop: threading.Event) -> None:
                              auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=50,
                              max_poll_interval_ms=600_000, client_id="parallax-delivery")
     log.info("delivery: emailing and posting what %s carries (consumer group %s)", topic, GROUP)
+    digests_checked = 0.0
     try:
         while not stop.is_set():
+            if time.monotonic() - digests_checked >= 60:
+                digests_checked = time.monotonic()
+                try:
+                    send_digests(settings, store, datetime.now(timezone.utc))
+                except (*STORE_DOWN, OSError, smtplib.SMTPException) as exc:
+                    log.warning("delivery: digests not sent (%s); trying again in a minute", exc)
             batch = consumer.poll(timeout_ms=500)
             try:
                 for records in batch.values():

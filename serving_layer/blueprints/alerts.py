@@ -31,8 +31,10 @@ class NewRule(Body):
     min_volume: int = Field(0, ge=0, description="the window, or its baseline, must count this many to alert")
     resolve_after_s: int = Field(600, ge=0, le=MAX_WINDOW_S,
                                  description="the episode ends once the condition has not held this long")
-    recipients: dict[str, Literal["live", "email", "webhook"]] | None = Field(
-        None, max_length=100, description="member email -> live, email or webhook; default: the caller, live")
+    recipients: dict[str, Literal["live", "email", "webhook", "digest"]] | None = Field(
+        None, max_length=100, description="member email -> how they are told besides their notification centre "
+                                          "and dashboard: live (only), email, webhook (the rule's) or digest "
+                                          "(a daily email); default: the caller, live")
     webhook_url: str = Field("", max_length=2000, description="http(s) URL the 'webhook' recipients are posted to")
 
 

@@ -22,13 +22,14 @@ from aiosmtpd.controller import Controller
 from batch_layer.job import run_day
 from infra.clients import kafka_producer
 from infra.proc import CliProcess, free_port
-from serving_layer.alerting.evaluator import Evaluator
+from serving_layer.alerting.delivery import send_digests
+from serving_layer.alerting.evaluator import Evaluator, publish
 from serving_layer.stores import ServingStore
 from speed_layer.queries import archive_frame
 from store.accounts import Accounts, generate_password
 from store.alerts import AlertRules, StoredRule
 from store.archive import Archive
-from store.notifications import Notifications
+from store.notifications import Notification, Notifications
 from tests.helpers import Socket, speed_totals, wait_for
 from tools.synthetic import archived_event, tracker_event
 from views.alerts import Rule
@@ -238,3 +239,34 @@ def test_a_spike_against_the_batch_views_of_a_week_before(stack, spark, cassandr
     assert not quintuple.episode.firing and quintuple.last_baseline == 3
     (n,) = Notifications(cassandra, stack.cassandra.keyspace).of_user(analyst)
     assert n.kind == "alert.fired" and n.values["baseline"] == 3 and n.values["value"] == 12
+
+
+def test_the_daily_digest_is_emailed_once(stack, cassandra, accounts, new_site, smtp):
+    """Notifications of rules a user chose the digest for, gathered in one email a day, sent
+    once (to the real SMTP server), whatever number of delivery consumers try."""
+    controller, inbox = smtp
+    site = new_site("digest")
+    dave, _ = _member(accounts, site, "viewer")
+    erin, _ = _member(accounts, site, "viewer")
+    settings = stack.replace(alerts={"smtp_host": "127.0.0.1", "smtp_port": controller.port, "smtp_tls": "none",
+                                     "digest_hour_utc": 7})
+    store = ServingStore(cassandra, stack.cassandra.keyspace, Archive(stack.paths.master_dir), 10_000_000)
+    now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    due = now.replace(hour=7)
+    producer = kafka_producer(stack)
+    try:
+        for i, at in enumerate((due - timedelta(hours=3), due - timedelta(hours=2), due - timedelta(days=2))):
+            publish(settings, store, producer, Notification(
+                f"digest-test:{site}:{i}", site, "alert.fired", f"rule {i} fired on {site}", at,
+                f"/api/v1/sites/{site}/report", {"value": i}, {dave: "digest", erin: "live"}, f"r{i}"))
+    finally:
+        producer.close()
+    before = len(inbox.messages)
+    assert send_digests(settings, store, now) >= 1
+    assert send_digests(settings, store, now) == 0  # once a day
+    assert send_digests(settings, store, due - timedelta(minutes=1)) == 0  # not before the hour
+    mine = [m for to, m in inbox.messages[before:] if to == [dave]]
+    assert len(mine) == 1 and not [m for to, m in inbox.messages[before:] if to == [erin]]
+    body = mine[0].get_payload()
+    assert "rule 0 fired" in body and "rule 1 fired" in body and "rule 2" not in body  # the last 24 hours only
+    assert mine[0]["Subject"] == f"[Parallax] Your digest of {due.date()}: 2 notifications"
