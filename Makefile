@@ -68,6 +68,7 @@ bench: setup
 	$(BIN)/python -m bench.report_bench --events-per-day 1000000 --days 30 --clients 20 --duration 60
 	$(BIN)/python -m bench.live_bench --rate 5000 --warmup 60 --duration 120
 	$(BIN)/python -m bench.fanout_bench --clients 1000 --sites 10 --updates 200
+	$(BIN)/python -m bench.alert_bench --trials 30
 
 stack-up: setup
 	$(BIN)/parallax stack up --airflow
