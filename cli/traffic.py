@@ -78,7 +78,8 @@ def generate(settings: Settings, n_sites: int, prefix: str, rate: float, as_fast
               help="an API token of a user who may see the site (`parallax token create`); or PARALLAX_TOKEN")
 @click.pass_obj
 def watch(settings: Settings, site_id: str, url: str | None, token: str) -> None:
-    """Print the live metric pushes of one site, as a dashboard receives them."""
+    """Print the live metric pushes of one site, and the caller's notifications, as a
+    dashboard receives them."""
     url = url or f"http://127.0.0.1:{settings.serving.port}"
     client = socketio.Client(reconnection=False)
 
@@ -101,6 +102,10 @@ def watch(settings: Settings, site_id: str, url: str | None, token: str) -> None
     def _metrics(data: dict) -> None:
         for b in data["buckets"]:
             click.echo(f"{data['site']}  {b['start']}  pageviews={b['pageviews']:<6} visitors={b['visitors']}")
+
+    @client.on("notification")
+    def _notification(data: dict) -> None:
+        click.echo(f"NOTIFICATION {data['created_at']}  {data['title']}  ({data['values'].get('why', '')})")
 
     refusal: list[dict] = []
     client.on("connect_error", refusal.append)

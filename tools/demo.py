@@ -26,10 +26,12 @@ from infra import airflow_env, proc, stack
 from infra.clients import cassandra_session
 from infra.settings import Settings
 from speed_layer.checkpoints import archive_commits
+from store.alerts import AlertRules, StoredRule
 from store.provision import provision
 from store.registry import Registry
 from tools import sample_site
 from tools.generator.model import site_specs
+from views.alerts import Rule
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,16 @@ def trigger_nightly(settings: Settings, day: str, timeout: float = 900) -> str:
     return state
 
 
+DEMO_RULE = "demo-burst"
+
+
+def _demo_rule(rules: AlertRules) -> None:
+    """An alert rule on the sample site: a few pageviews of a person clicking around fire
+    it (live, to the demo admin), and it resolves once they stop."""
+    rules.add(StoredRule(Rule(sample_site.SITE_ID, DEMO_RULE, "Sample site busy", "pageviews", 300, "above", 5,
+                              resolve_after_s=60, created_by="demo"), {DEMO_USER: "live"}))
+
+
 def _generated_sites() -> dict[str, str]:
     return {s.site: s.timezone for s in site_specs(GENERATED_SITES, GENERATED_PREFIX)}
 
@@ -114,11 +126,13 @@ def run_demo(settings: Settings, *, rate: float, with_airflow: bool) -> int:
         provision(settings)
         session = cassandra_session(settings, settings.cassandra.keyspace)
         sample_site.register(Registry(session, settings.cassandra.keyspace))
-        session.cluster.shutdown()
         password, token = demo_login()
+        _demo_rule(AlertRules(session, settings.cassandra.keyspace))
+        session.cluster.shutdown()
 
         children = [proc.CliProcess(name, [command], settings.paths.var_dir / "logs" / f"demo-{name}.log").start()
-                    for name, command in (("collector", "collect"), ("speed", "speed"), ("serving", "serve"))]
+                    for name, command in (("collector", "collect"), ("speed", "speed"), ("serving", "serve"),
+                                          ("alerting", "alerting"))]
         collector = f"http://127.0.0.1:{settings.collector.port}"
         serving = f"http://127.0.0.1:{settings.serving.port}"
         for name, url in (("collector", f"{collector}/health"), ("serving layer", f"{serving}/api/v1/health")):
@@ -205,6 +219,8 @@ def _banner(settings: Settings, sample_url: str, serving: str, zones: dict[str, 
  and watch your own visit arrive (site "{sample_site.SITE_ID}"), within seconds:
    curl -H "Authorization: Bearer $PARALLAX_TOKEN" {serving}/api/v1/sites/{sample_site.SITE_ID}/realtime
    .venv/bin/parallax watch {sample_site.SITE_ID}        (Socket.IO room site:{sample_site.SITE_ID})
+ More than 5 pageviews there in 5 minutes fire the alert rule "Sample site busy":
+   curl -H "Authorization: Bearer $PARALLAX_TOKEN" {serving}/api/v1/me/notifications
    {serving}/api/v1/sites/{sample_site.SITE_ID}/breakdown?dimension=element&metrics=impressions,clicks,ctr
  Generated traffic (`parallax generate`) on {', '.join(f'{s} ({z})' for s, z in zones.items())}:
    merged report, yesterday final from batch views, today from speed views:
