@@ -14,6 +14,7 @@ one when it ends, whichever evaluator sees it first.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -55,22 +56,34 @@ class Alarms:
         self.refusing_since: float | None = None
 
     def episode(self, name: str, holds: bool, title: str, values: dict[str, Any]) -> str | None:
-        """Move the alarm's episode; publish its start or end. The transition, if any."""
+        """Move the alarm's episode; publish its start or end. The transition, if any. As a
+        rule's, the notification is written with the transition and published after: one
+        not published (Kafka away) is published at the next check."""
         alarm = Rule(STATE_KEY, f"system:{name}", title, "events", 300, "above", 0, resolve_after_s=0)
         state = self.store.alerts.state(STATE_KEY, alarm.rule_id)
+        if state.unsent:
+            self._publish(Notification.from_json(json.loads(state.unsent)), alarm.rule_id, state.version)
+            state = self.store.alerts.state(STATE_KEY, alarm.rule_id)
         now = datetime.now(timezone.utc)
         episode, transition = step(alarm, state.episode, holds, now, uuid.uuid4().hex[:12])
         if transition is None and episode == state.episode:
             return None
-        if not self.store.alerts.save_state(STATE_KEY, alarm.rule_id, state, episode, now, None, None, None):
-            return None
+        notice = None
         if transition is not None:
             verb = "started" if transition == "fired" else "ended"
-            n = Notification(f"system:{name}:{episode.episode_id}:{transition}", SYSTEM, f"system.{name}",
-                             f"{title}: {verb}", now, "/api/v1/sites", values, recipients(self.store, SYSTEM))
-            publish(self.settings, self.store, self.producer, n)
-            log.warning("system alarm %s %s: %s", name, verb, values)
+            notice = Notification(f"system:{name}:{episode.episode_id}:{transition}", SYSTEM, f"system.{name}",
+                                  f"{title}: {verb}", now, "/api/v1/sites", values, recipients(self.store, SYSTEM))
+        unsent = json.dumps(notice.as_json()) if notice else None
+        if not self.store.alerts.save_state(STATE_KEY, alarm.rule_id, state, episode, now, None, None, unsent):
+            return None
+        if notice is not None:
+            log.warning("system alarm %s: %s", notice.title, values)
+            self._publish(notice, alarm.rule_id, state.version + 1)
         return transition
+
+    def _publish(self, n: Notification, rule_id: str, version: int) -> None:
+        publish(self.settings, self.store, self.producer, n)
+        self.store.alerts.mark_sent(STATE_KEY, rule_id, version)
 
     def check_speed(self) -> None:
         speed = self.freshness.measure_now()

@@ -1,5 +1,5 @@
 """Alerts on the real stack: traffic sent through the collector crosses a rule's threshold
-and comes back; the evaluator (`parallax alerting`, killed and restarted mid-episode)
+and comes back; the evaluator (`parallax alerting`, killed with SIGKILL and restarted mid-episode)
 fires once and resolves once; the notifications are stored in the recipients' centres,
 pushed to their sockets (and to no one of another site), emailed to a real SMTP server
 (aiosmtpd) and posted to a real HTTP receiver whose signature check passes."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import signal
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -132,8 +133,8 @@ def test_a_threshold_crossed_and_back_fires_once_and_resolves_once(
         fired = wait_for("the rule to fire", lambda: [n for n in alice_socket.got("notification")
                                                         if n["kind"] == "alert.fired"], timeout=120)
         assert fired[0]["values"]["value"] == 8 and fired[0]["site"] == site  # the events sent, counted apart
-        # The evaluator stops mid-episode and starts again: the episode goes on, not again.
-        evaluator.stop()
+        # The evaluator is killed mid-episode and starts again: the episode goes on, not again.
+        evaluator.stop(signal.SIGKILL)
         evaluator = _alerting(log_dir, controller.port, collector_url, "alerting-restarted")
         resolved = wait_for("the rule to resolve", lambda: [n for n in alice_socket.got("notification")
                                                              if n["kind"] == "alert.resolved"], timeout=240)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from batch_layer.drift import record_drift
-from infra.proc import CliProcess
+from infra.proc import CliProcess, free_port
 from serving_layer.alerting.alarms import STATE_KEY
 from store.accounts import generate_password
 from store.alerts import AlertRules
@@ -28,10 +28,14 @@ UTC = timezone.utc
 REPO = Path(__file__).resolve().parents[2]
 
 
+COLLECTOR_PORT = free_port()  # the collector the alarms watch (the refusing test starts it)
+
+
 @pytest.fixture(scope="module")
 def alarms(stack, log_dir) -> Any:
     svc = CliProcess("alarms", ["alerting", "--no-delivery"], log_dir / "alarms.log", env={
-        "PARALLAX_ALERTS_TICK_S": "2", "PARALLAX_ALERTS_SPEED_STALLED_AFTER_S": "10"}).start()
+        "PARALLAX_ALERTS_TICK_S": "2", "PARALLAX_ALERTS_SPEED_STALLED_AFTER_S": "10",
+        "PARALLAX_ALERTS_COLLECTOR_REFUSING_AFTER_S": "5", "PARALLAX_COLLECTOR_PORT": str(COLLECTOR_PORT)}).start()
     yield svc
     svc.stop()
 
@@ -124,3 +128,32 @@ def test_the_speed_layer_stalled_is_notified_and_its_end(stack, cassandra, speed
     kinds = [n["title"] for n in _notified(api, serving_url, "system.speed_stalled", since)]
     assert sorted(kinds) == ["The speed layer has stalled: ended", "The speed layer has stalled: started"], kinds
     assert ended[0]["values"]["stalled_since"] is None
+
+
+def test_a_collector_refusing_events_is_notified_and_its_end(stack, serving_url, api, alarms, log_dir, new_site):
+    """A collector that cannot reach Kafka (its brokers' address is wrong) refuses every
+    event with a 503: after the configured time, an alarm; started again with the right
+    address, the alarm's end."""
+    site = new_site("refusing")
+    since = datetime.now(UTC)
+    broken = CliProcess("collector-no-kafka", ["collect", "--port", str(COLLECTOR_PORT)],
+                        log_dir / "collector-no-kafka.log", env={"PARALLAX_KAFKA_BOOTSTRAP": "127.0.0.1:1"}).start()
+    url = f"http://127.0.0.1:{COLLECTOR_PORT}"
+    try:
+        wait_for("the collector", lambda: requests.get(f"{url}/health", timeout=5).status_code == 503, timeout=60)
+        refused = requests.post(f"{url}/api/collect", json={"site": site, "events": [tracker_event()]}, timeout=30)
+        assert refused.status_code == 503
+        started = wait_for("the refusing alarm", lambda: _notified(api, serving_url, "system.collector_refusing",
+                                                                     since), timeout=60)
+        assert started[0]["values"]["kafka"] == "unreachable"
+    finally:
+        broken.stop()
+    healthy = CliProcess("collector-healthy", ["collect", "--port", str(COLLECTOR_PORT)],
+                         log_dir / "collector-healthy.log").start()
+    try:
+        wait_for("the alarm's end", lambda: [n for n in _notified(api, serving_url, "system.collector_refusing", since)
+                                             if n["title"].endswith("ended")], timeout=90)
+    finally:
+        healthy.stop()
+    titles = sorted(n["title"] for n in _notified(api, serving_url, "system.collector_refusing", since))
+    assert titles == ["The collector is refusing events: ended", "The collector is refusing events: started"]
