@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from statistics import mean
 from urllib.parse import urlencode
 
-from serving_layer.reports.facade import Sources, traffic_report
+from serving_layer.reports.facade import Sources, answered_on_demand, traffic_report
 from views.alerts import Rule, baseline_windows, measure_parts
 from views.filters import Filter, parse_filters
 
@@ -24,6 +24,11 @@ def _question(rule: Rule) -> tuple[str, list[Filter]]:
     if kind == "event":
         return "events", [*filters, Filter("event_name", "==", name)]
     return name, filters
+
+
+def from_archive(rule: Rule) -> bool:
+    """Whether the rule's value is computed from the master dataset (not the views)."""
+    return answered_on_demand(_question(rule)[1])
 
 
 def aligned_window(rule: Rule, now: datetime) -> tuple[datetime, datetime]:
