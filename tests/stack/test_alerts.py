@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from batch_layer.job import run_day
 from infra.clients import kafka_producer
 from infra.proc import CliProcess, free_port
-from serving_layer.alerting.delivery import send_digests
+from serving_layer.alerting.delivery import Deliverer, send_digests, signature
 from serving_layer.alerting.evaluator import Evaluator, publish
 from serving_layer.stores import ServingStore
 from speed_layer.queries import archive_frame
@@ -273,3 +273,51 @@ def test_the_daily_digest_is_emailed_once(stack, cassandra, accounts, new_site, 
     body = mine[0].get_payload()
     assert "rule 0 fired" in body and "rule 1 fired" in body and "rule 2" not in body  # the last 24 hours only
     assert mine[0]["Subject"] == f"[Parallax] Your digest of {due.date()}: 2 notifications"
+
+
+class Flaky(BaseHTTPRequestHandler):
+    """A webhook receiver that fails twice (500, then a dropped connection) and then accepts."""
+    calls: list[bytes] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls.append(body)
+        if len(type(self).calls) == 2:
+            self.connection.close()  # no answer at all
+            return
+        self.send_response(500 if len(type(self).calls) == 1 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_failing_webhook_is_retried_with_backoff_and_each_attempt_recorded(stack, cassandra, accounts, new_site,
+                                                                             serving_url):
+    site = new_site("flaky")
+    analyst, token = _member(accounts, site, "analyst")
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    rules = AlertRules(cassandra, stack.cassandra.keyspace)
+    stored = rules.add(StoredRule(Rule(site, "flaky", "flaky", "pageviews", 300, "above", 1), {analyst: "webhook"},
+                                  url))
+    settings = stack.replace(alerts={"webhook_backoff_s": 0.2, "webhook_attempts": 4})
+    store = ServingStore(cassandra, stack.cassandra.keyspace, Archive(stack.paths.master_dir), 10_000_000)
+    n = Notification(f"{site}:flaky:e1:fired", site, "alert.fired", "flaky fired", datetime.now(UTC), "", {"value": 2},
+                     {analyst: "webhook"}, "flaky", url)
+    try:
+        deliverer = Deliverer(settings, store)
+        deliverer.deliver(n)
+        deliverer.deliver(n)  # a replay of the same notification: delivered already, not posted again
+    finally:
+        server.shutdown()
+    assert len(Flaky.calls) == 3 and len(set(Flaky.calls)) == 1
+    signed = "sha256=" + hmac.new(stored.webhook_secret.encode(), Flaky.calls[0], hashlib.sha256).hexdigest()
+    assert signature(stored.webhook_secret, Flaky.calls[0]) == signed
+    answer = requests.get(f"{serving_url}/api/v1/sites/{site}/alerts/flaky/deliveries",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30).json()["deliveries"]
+    attempts = sorted((d["attempt"], d["ok"], d["detail"].split(":")[0]) for d in answer)
+    assert [(a, ok) for a, ok, _ in attempts] == [(1, False), (2, False), (3, True)]
+    assert attempts[0][2] == "HTTP 500" and attempts[2][2] == "HTTP 200"
