@@ -70,6 +70,12 @@ limiter = Limiter(get_remote_address, strategy="moving-window", storage_uri="cas
 assert CassandraStorage.STORAGE_SCHEME  # registered with `limits` on import
 
 
+@limiter.request_filter
+def _not_a_login() -> bool:
+    """Only the login is limited: every other request skips the limiter's checks."""
+    return request.endpoint != LOGIN_ENDPOINT
+
+
 def check_csrf() -> None:
     """Before every request, after the access check: a browser's change carries its CSRF token."""
     if request.method in READ_METHODS or request.endpoint is None or request.headers.get("Authorization"):
