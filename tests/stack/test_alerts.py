@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import json
 import signal
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -321,3 +323,30 @@ def test_a_failing_webhook_is_retried_with_backoff_and_each_attempt_recorded(sta
     attempts = sorted((d["attempt"], d["ok"], d["detail"].split(":")[0]) for d in answer)
     assert [(a, ok) for a, ok, _ in attempts] == [(1, False), (2, False), (3, True)]
     assert attempts[0][2] == "HTTP 500" and attempts[2][2] == "HTTP 200"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_parallax_alert_add_list_remove(stack, accounts, new_site, serving_url, api):
+    site = new_site("cli-rules")
+    member, _ = _member(accounts, site, "analyst")
+    outsider = f"outsider-{uuid.uuid4().hex[:8]}@example.test"
+    accounts.add_user(outsider, generate_password())
+    refused = _cli("alert", "add", site, "nope", "--above", "10", "--notify", outsider)
+    assert refused.returncode == 1 and "not a member" in refused.stderr
+    assert _cli("alert", "add", site, "two", "--above", "1", "--below", "2", "--notify", member).returncode == 1
+    made = _cli("alert", "add", site, "signups drop", "--measure", "goal:Signup", "--window", "1h", "--drop", "2",
+                "--baseline", "trailing", "--min-volume", "20", "--notify", f"{member}:email",
+                "--webhook", "https://hooks.example.test/x", "--notify", f"{member}:webhook")
+    assert made.returncode == 0, made.stderr
+    rule_id = made.stdout.split()[3]
+    assert "webhook secret (shown once" in made.stdout
+    listed = _cli("alert", "list", site)
+    assert rule_id in listed.stdout and "signups drop: goal:Signup over 3600s drop 2" in listed.stdout
+    served = api.get(f"{serving_url}/api/v1/sites/{site}/alerts/{rule_id}", timeout=30).json()
+    assert (served["window_s"], served["baseline"], served["min_volume"], served["created_by"]) == \
+        (3600, "trailing", 20, "cli")
+    assert _cli("alert", "remove", site, rule_id).returncode == 0
+    assert _cli("alert", "remove", site, rule_id).returncode == 1
