@@ -105,6 +105,10 @@ def _answers(level: Access, ok_status: int, ok: type[BaseModel] | None, *, input
     if uses_store:
         refusals.add(503)
     codes.update({f"HTTP_{code}": ErrorBody for code in sorted(refusals)})
+    if inputs or path_params:
+        # A request line longer than gunicorn takes (8190 bytes) is refused by gunicorn itself,
+        # before the app, with its own short page: documented, without a body to rely on.
+        codes["HTTP_414"] = None
     return Answers(**codes)
 
 

@@ -341,7 +341,7 @@ def test_parallax_alert_add_list_remove(stack, accounts, new_site, serving_url, 
                 "--baseline", "trailing", "--min-volume", "20", "--notify", f"{member}:email",
                 "--webhook", "https://hooks.example.test/x", "--notify", f"{member}:webhook")
     assert made.returncode == 0, made.stderr
-    rule_id = made.stdout.split()[3]
+    rule_id = made.stdout.split()[2]
     assert "webhook secret (shown once" in made.stdout
     listed = _cli("alert", "list", site)
     assert rule_id in listed.stdout and "signups drop: goal:Signup over 3600s drop 2" in listed.stdout
