@@ -65,14 +65,17 @@ def lag_of(progress: QueryProgress | None, topic: str, ends: dict[int, int], beg
     return behind
 
 
-def stalled_since(progress: QueryProgress | None, behind: bool, now: datetime, stall_after_s: float
-                  ) -> datetime | None:
-    """When the query last moved, if it is behind and has not moved for ``stall_after_s``."""
+def stalled_since(progress: QueryProgress | None, behind: bool, now: datetime, stall_after_s: float,
+                  oldest_unread: datetime | None = None) -> datetime | None:
+    """Since when the query has been waited for: behind, and no progress for
+    ``stall_after_s`` since the later of its last progress and the arrival of the oldest
+    record it has not read (a query that was idle has not stalled before events came)."""
     if not behind:
         return None
     last = progress.progressed_at if progress else None
-    if last is None or (now - last).total_seconds() >= stall_after_s:
-        return last or now
+    waiting = max((t for t in (last, oldest_unread) if t is not None), default=None)
+    if waiting is None or (now - waiting).total_seconds() >= stall_after_s:
+        return waiting or now
     return None
 
 
@@ -120,6 +123,7 @@ class FreshnessMonitor:
 
     def _measure(self, now: datetime) -> SpeedFreshness:
         progress = None
+        oldest: datetime | None = None
         version = (-1, -1)
         try:
             diagnostics = self._diagnostics()
@@ -140,7 +144,7 @@ class FreshnessMonitor:
             log.warning("could not measure the speed layer's freshness: %s", exc)
             self._close()
             behind, lag_records, lag_seconds, problem = {}, None, None, f"cannot measure: {exc}"
-        since = stalled_since(progress, bool(behind), now, self.stall_after_s)
+        since = stalled_since(progress, bool(behind), now, self.stall_after_s, oldest)
         return SpeedFreshness(progress.newest_event if progress else None, lag_records, lag_seconds,
                               since is not None, since, progress.progressed_at if progress else None,
                               progress.heartbeat_at if progress else None, now, problem, version)
