@@ -109,12 +109,21 @@ def _java(settings: Settings, lib: Path, main: str, *args: str) -> list[str]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64, never starting with '-' (the
+    storage tool would read it as an option; Kafka's own ids avoid it the same way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(settings: Settings, lib: Path) -> None:
     """KRaft needs its log folder formatted with a cluster id once, before the first start."""
     p = _paths(settings)
     if (p["data"] / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     log.info("formatting Kafka storage in %s (cluster id %s)", p["data"], cluster_id)
     cmd = _java(settings, lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(p["conf"]))
     result = subprocess.run(cmd, capture_output=True, text=True)

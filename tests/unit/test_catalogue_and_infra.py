@@ -64,3 +64,11 @@ def test_python_buckets_follow_the_zone_like_the_spark_transform():
                                                                                at("2026-10-25T23:00:00"))
     hours = bucket_starts(*local_day_bounds(datetime(2026, 10, 25).date(), "Europe/Paris"), "hour", "Europe/Paris")
     assert len(hours) == 25
+
+
+def test_a_kafka_cluster_id_never_reads_as_an_option():
+    from infra.kafka_node import new_cluster_id  # noqa: PLC0415 -- with the test that needs it
+
+    ids = {new_cluster_id() for _ in range(5000)}  # about 1 in 64 raw ids starts with '-'
+    assert len(ids) == 5000 and not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids)
