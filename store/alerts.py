@@ -14,6 +14,7 @@ from typing import Any
 
 from store.cql import Tables
 from views.alerts import CHANNELS, Episode, Rule, validate_rule
+from views.catalogue import as_utc
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class AlertRules(Tables):
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    return t.replace(tzinfo=timezone.utc) if t is not None and t.tzinfo is None else t
+    return as_utc(t) if t is not None else None
 
 
 def _rule(row: Any) -> StoredRule:

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from store.cql import Tables
+from views.catalogue import as_utc
 
 MAX_LISTED = 500  # a user's centre lists at most this many (newest first); so does the unread count
 
@@ -69,7 +70,7 @@ class Notifications(Tables):
 
     def of_user(self, email: str, *, unread_only: bool = False, limit: int = 50) -> list[UserNotification]:
         rows = self.execute("SELECT * FROM {ks}.user_notifications WHERE email = ? LIMIT ?", (email, MAX_LISTED))
-        out = [UserNotification(r.id, r.site or "", r.kind, r.title, _utc(r.created_at), r.link or "",
+        out = [UserNotification(r.id, r.site or "", r.kind, r.title, as_utc(r.created_at), r.link or "",
                                 json.loads(r.body or "{}"), bool(r.read)) for r in rows]
         if unread_only:
             out = [n for n in out if not n.read]
@@ -114,9 +115,6 @@ class Notifications(Tables):
     def deliveries(self, site: str, rule_id: str, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.execute("SELECT * FROM {ks}.deliveries WHERE site = ? AND rule_id = ? LIMIT ?",
                             (site, rule_id, limit))
-        return [{"at": _utc(r.at).isoformat(), "notification_id": r.notification_id, "channel": r.channel,
+        return [{"at": as_utc(r.at).isoformat(), "notification_id": r.notification_id, "channel": r.channel,
                  "target": r.target, "attempt": r.attempt, "ok": r.ok, "detail": r.detail} for r in rows]
 
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
