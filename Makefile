@@ -14,8 +14,12 @@ PYSPARK_VERSION := $(shell sed -n 's/^ *pyspark==\([0-9.]*\).*/\1/p' setup.cfg)
 PYSPARK_WHEEL := $(WHEELHOUSE)/pyspark-$(PYSPARK_VERSION)-py2.py3-none-any.whl
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 BIN := $(VENV)/bin
+# The dashboard's front end: npm packages pinned in its package-lock.json (npm's cache
+# kept with the others), built by esbuild into serving_layer/dashboard/dist.
+DASHBOARD := serving_layer/dashboard
+export npm_config_cache := $(CACHE)/npm
 
-.PHONY: setup browser demo lint unit test bench stack-up stack-down clean-state
+.PHONY: setup dashboard browser demo lint unit test bench stack-up stack-down clean-state
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +32,18 @@ $(VENV)/.installed: $(BIN)/uv setup.cfg pyproject.toml $(PYSPARK_WHEEL)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[test]"
 	touch $@
 
-setup: $(VENV)/.installed
+$(DASHBOARD)/node_modules/.installed: $(DASHBOARD)/package.json $(DASHBOARD)/package-lock.json
+	@command -v npm >/dev/null || { echo "installing Debian's nodejs and npm to build the dashboard"; \
+		$$( [ "$$(id -u)" -eq 0 ] || echo sudo ) apt-get install -y --no-install-recommends nodejs npm; }
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(DASHBOARD)/dist/manifest.json: $(DASHBOARD)/node_modules/.installed $(DASHBOARD)/build.mjs $(shell find $(DASHBOARD)/src -type f)
+	cd $(DASHBOARD) && npm run --silent build
+
+dashboard: $(DASHBOARD)/dist/manifest.json
+
+setup: $(VENV)/.installed dashboard
 	$(BIN)/parallax stack fetch
 
 demo: setup

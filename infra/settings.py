@@ -199,6 +199,9 @@ class ServingSettings(BaseSettings):
     # process: an account change made elsewhere (another process, the CLI) takes effect
     # within it; one made through the process, at once. 0: read on every request.
     auth_cache_s: float = Field(1.0, ge=0)
+    # The dashboard's built assets (`npm run build` in serving_layer/dashboard, run by
+    # `make setup`); another folder serves another build.
+    dashboard_dir: Path = REPO_ROOT / "serving_layer" / "dashboard" / "dist"
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from infra.settings import Settings
 from serving_layer import errors, live, security
 from serving_layer.access import READ_METHODS, Access, check_routes, enforce, forget_callers, requires
 from serving_layer.api import API_PREFIX, api
-from serving_layer.blueprints import admin, alerts, auth, diagnostics, exports, me, notifications, reports, sites
+from serving_layer.blueprints import admin, alerts, auth, diagnostics, exports, me, notifications, pages, reports, sites
 from serving_layer.cache import AnswerCache
 from serving_layer.freshness import FreshnessMonitor
 from serving_layer.recent import Recent
@@ -66,7 +66,7 @@ def create_app(settings: Settings, test_config: dict[str, Any] | None = None, *,
     app.before_request(security.check_csrf)
     app.after_request(_account_changes)
     for blueprint in (auth.bp, me.bp, notifications.bp, sites.bp, alerts.bp, admin.bp, reports.bp, exports.bp,
-                      diagnostics.bp):
+                      diagnostics.bp, pages.bp):
         app.register_blueprint(blueprint)
     app.add_url_rule(f"{API_PREFIX}/openapi.json", view_func=openapi)
     api.app = app  # the document is generated from this app's routes (served by `openapi`)

@@ -37,6 +37,12 @@ class Registry(Tables):
         self.execute("INSERT INTO {ks}.sites (site, domains, timezone, created_at) VALUES (?, ?, ?, ?)",
                      (site, {d.lower() for d in domains}, tz, datetime.now(timezone.utc)))
 
+    def set_domains(self, site: str, domains: list[str]) -> None:
+        """The hosts a registered site's events may come from (its time zone stays: past
+        days' batch views were computed in it)."""
+        validate_site(site, domains, "UTC")
+        self.execute("UPDATE {ks}.sites SET domains = ? WHERE site = ?", ({d.lower() for d in domains}, site))
+
     def sites(self) -> list[Any]:
         """Every site's row (site, domains, timezone, created_at), by id."""
         return sorted(self.execute("SELECT site, domains, timezone, created_at FROM {ks}.sites"), key=lambda r: r.site)

@@ -145,6 +145,12 @@ class Minute(BaseModel):
     visitors: Value
 
 
+class PageNow(BaseModel):
+    value: str = Field(description="the page's path")
+    pageviews: Value
+    visitors: Value
+
+
 class Realtime(BaseModel):
     site: str
     timezone: str
@@ -152,6 +158,7 @@ class Realtime(BaseModel):
     visitors_last_5_minutes: int
     current_minute: Minute
     minutes: list[Minute]
+    pages: list[PageNow] = Field(description="the pages viewed most in those minutes, by pageviews")
     freshness: Freshness
 
 
@@ -254,7 +261,8 @@ def breakdown(site: str) -> Response:
 
 @endpoint(bp, "GET", "/sites/<site>/realtime", Access.SITE_VIEWER, ok=Realtime, tags=["reports"])
 def realtime(site: str) -> Response:
-    """Visitors in the last 5 minutes and the current minute's counts, from the speed layer."""
+    """Visitors in the last 5 minutes, the current minute's counts and the pages being
+    viewed, from the speed layer."""
     store, tz = site_zone(site)
     return jsonify({**realtime_report(store, site, datetime.now(timezone.utc), tz),
                     "freshness": _freshness(store, site, tz)})

@@ -44,6 +44,10 @@ class NewSite(Body):
     timezone: str = Field("UTC", max_length=64, description="an IANA time zone, e.g. Europe/Paris")
 
 
+class SiteChange(Body):
+    domains: list[str] = Field(min_length=1, max_length=50, description="the hosts its events may come from")
+
+
 class NewGoal(Body):
     name: str = Field(min_length=1, max_length=64)
     page: str | None = Field(None, max_length=256, description="a path pattern: * within a segment, ** across")
@@ -97,11 +101,28 @@ def add_site() -> tuple[Response, int]:
 @endpoint(bp, "GET", "/sites/<site>", Access.SITE_VIEWER, ok=SiteDetail, tags=["sites"])
 def site_detail(site: str) -> Response:
     """A site's settings, goals and the tracker snippet to paste into its pages."""
+    return _detail(site)
+
+
+def _detail(site: str) -> Response:
     row = _site_row(site)
     collector = current_app.extensions["parallax.settings"].collector.url
     snippet = f'<script defer data-site="{site}" src="{collector}/js/tracker.js"></script>'
     info = _site_info(row, g.site_role)
     return jsonify(SiteDetail(**info.model_dump(), goals=_goals(site), tracker_snippet=snippet).model_dump())
+
+
+@endpoint(bp, "PATCH", "/sites/<site>", Access.SITE_ADMIN, body=SiteChange, ok=SiteDetail, tags=["sites"])
+def change_site(site: str) -> Response:
+    """Change the domains a site's events may come from (admins). Its time zone is fixed
+    when it is registered: the batch views of its past days follow it."""
+    body: SiteChange = request.context.json  # type: ignore[attr-defined]
+    _site_row(site)
+    try:
+        store().registry.set_domains(site, body.domains)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), parameter="domains") from None
+    return _detail(site)
 
 
 @endpoint(bp, "GET", "/sites/<site>/goals", Access.SITE_VIEWER, ok=GoalList, tags=["sites"])

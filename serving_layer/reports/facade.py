@@ -42,6 +42,7 @@ from views.goals import Goal
 
 MAX_BUCKETS = 5000
 REALTIME_MINUTES = 5
+REALTIME_PAGES = 10  # the pages being viewed now: the most viewed of the realtime minutes
 COMPARISONS = ("previous_period", "previous_year")
 
 
@@ -391,7 +392,8 @@ def _values_on_demand(store: Sources, site: str, dimension: str, first: datetime
 
 def realtime_report(store: ViewStore, site: str, now: datetime, tz: str = "UTC") -> dict[str, Any]:
     """What is happening now, from the speed views: unique visitors of the last five
-    minutes and the current one (a union of minute sketches), and each of those minutes."""
+    minutes and the current one (a union of minute sketches), each of those minutes, and
+    the pages viewed most in them."""
     current = bucket_start(now, "minute")
     since = current - timedelta(minutes=REALTIME_MINUTES)
     minutes: dict[datetime, Measures] = defaultdict(Measures)
@@ -399,6 +401,11 @@ def realtime_report(store: ViewStore, site: str, now: datetime, tz: str = "UTC")
     for row in store.rows("speed_views", site, SPEED_GRANULARITY, since, current + timedelta(minutes=1)):
         minutes[row.bucket].add(row)
         everyone.add(row)
+    pages: dict[str, Measures] = defaultdict(Measures)
+    for row in store.rows("speed_views", site, SPEED_GRANULARITY, since, current + timedelta(minutes=1), view="page"):
+        pages[row.dim].add(row)
+    top_pages = sorted(((path, acc.values(["pageviews", "visitors"])) for path, acc in pages.items()),
+                       key=lambda item: (-(item[1]["pageviews"] or 0), item[0]))[:REALTIME_PAGES]
     zone = ZoneInfo(tz)
     shown = ["pageviews", "events", "visitors"]
     return {
@@ -411,4 +418,5 @@ def realtime_report(store: ViewStore, site: str, now: datetime, tz: str = "UTC")
         "minutes": [{"start": (since + timedelta(minutes=i)).astimezone(zone).isoformat(),
                      **minutes.get(since + timedelta(minutes=i), Measures()).values(shown)}
                     for i in range(REALTIME_MINUTES + 1)],
+        "pages": [{"value": path, **values} for path, values in top_pages],
     }

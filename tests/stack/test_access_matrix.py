@@ -36,7 +36,8 @@ EXPECTED: dict[str, Access] = {
     "me.totp_disable": Access.SESSION, "me.list_tokens": Access.SESSION, "me.create_token": Access.SESSION,
     "me.revoke_token": Access.SESSION,
     "sites.list_sites": Access.USER, "sites.add_site": Access.ADMIN,
-    "sites.site_detail": Access.SITE_VIEWER, "sites.list_goals": Access.SITE_VIEWER,
+    "sites.site_detail": Access.SITE_VIEWER, "sites.change_site": Access.SITE_ADMIN,
+    "sites.list_goals": Access.SITE_VIEWER,
     "sites.add_goal": Access.SITE_ANALYST, "sites.remove_goal": Access.SITE_ANALYST,
     "admin.list_users": Access.ADMIN, "admin.add_user": Access.ADMIN, "admin.change_user": Access.ADMIN,
     "admin.remove_user": Access.ADMIN, "admin.list_members": Access.SITE_ADMIN, "admin.grant": Access.SITE_ADMIN,
@@ -50,12 +51,14 @@ EXPECTED: dict[str, Access] = {
     "alerts.rule_deliveries": Access.SITE_ANALYST,
     "notifications.list_notifications": Access.USER, "notifications.unread_count": Access.USER,
     "notifications.mark_read": Access.USER,
+    # The dashboard's HTML shell and assets hold no data: every page reads the API.
+    "pages.asset": PUBLIC, **{f"pages.shell{suffix}": PUBLIC for suffix in ("", *(f"_{i}" for i in range(1, 9)))},
 }
 EXPECTED_EVENTS = {"connect": Access.USER, "subscribe": Access.SITE_VIEWER, "unsubscribe": Access.USER}
 # What stands for the other parts of a path: things that do not exist, so that an allowed
 # caller's change changes nothing.
 PATH_VALUES = {"email": "ghost@example.test", "token_id": "0000000000000000", "name": "no-such-goal",
-               "rule_id": "000000000000"}
+               "rule_id": "000000000000", "rest": "alerts"}
 RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 
 

@@ -1,0 +1,15 @@
+// A page-sized message: not found, no access, nothing yet.
+export function Message({ title, children }) {
+  return (
+    <section class="message" aria-live="polite">
+      <h1>{title}</h1>
+      <p>{children}</p>
+    </section>
+  );
+}
+
+// An error from the API, in its own words.
+export function ErrorNote({ error }) {
+  if (!error) return null;
+  return <p class="error" role="alert">{error.message || String(error)}</p>;
+}

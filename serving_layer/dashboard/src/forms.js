@@ -1,0 +1,26 @@
+// Form helpers: a submit handler that shows the API's refusal in its own words.
+import { useState } from "preact/hooks";
+
+export function useSubmit(action) {
+  const [error, setError] = useState(null);
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState(null);
+  async function onSubmit(event) {
+    if (event) event.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      setDone((await action(event)) || "Saved.");
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return { onSubmit, error, busy, done, setDone };
+}
+
+export function fields(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
