@@ -42,8 +42,10 @@ class SpeedFreshness:
     last_report: datetime | None
     measured_at: datetime
     problem: str | None = None
-    # The speed queries' last micro-batches: the speed views change only when these do.
-    version: tuple[int, int] = (-1, -1)
+    # The speed queries' last micro-batches that read events, and when they were recorded:
+    # the speed views change only when these do (the time tells apart two runs of the speed
+    # layer whose checkpoints numbered their batches alike, e.g. after a checkpoint reset).
+    version: tuple[Any, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"processed_through": _iso(self.processed_through), "lag_records": self.lag_records,
@@ -124,12 +126,12 @@ class FreshnessMonitor:
     def _measure(self, now: datetime) -> SpeedFreshness:
         progress = None
         oldest: datetime | None = None
-        version = (-1, -1)
+        version: tuple[Any, ...] = ()
         try:
             diagnostics = self._diagnostics()
             progress = diagnostics.progress(VIEWS_QUERY)
             sessions = diagnostics.progress(SESSIONS_QUERY)
-            version = (progress.batch_id if progress else -1, sessions.batch_id if sessions else -1)
+            version = tuple((p.batch_id, p.progressed_at) if p else None for p in (progress, sessions))
             topic = self.settings.kafka.topic_events
             consumer = self._kafka()
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

@@ -1,4 +1,5 @@
-// Form helpers: a submit handler that shows the API's refusal in its own words.
+// Form helpers: a submit handler that shows the API's refusal in its own words; the
+// action gets the submitted form.
 import { useState } from "preact/hooks";
 
 export function useSubmit(action) {
@@ -11,7 +12,8 @@ export function useSubmit(action) {
     setError(null);
     setDone(null);
     try {
-      setDone((await action(event)) || "Saved.");
+      // The form itself, taken now: an event's currentTarget is gone once it is dispatched.
+      setDone((await action(event ? event.currentTarget : null)) || "Saved.");
     } catch (err) {
       setError(err);
     } finally {

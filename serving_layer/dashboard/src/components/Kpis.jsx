@@ -1,6 +1,8 @@
 // The key figures of the range, each with its change against the comparison period; a
 // card picks the measure the chart shows.
+import { useEffect } from "preact/hooks";
 import { formatChange, formatValue, label, METRICS } from "../format.js";
+import { markOnce } from "./Chart.jsx";
 
 function Change({ metric, change }) {
   const text = formatChange(change);
@@ -14,6 +16,7 @@ export const KPI_METRICS = ["visitors", "pageviews", "sessions", "bounce_rate", 
 export function Kpis({ report, selected, onSelect, conversions }) {
   const totals = (report && report.totals) || {};
   const change = (report && report.comparison && report.comparison.change) || {};
+  useEffect(() => { if (report) markOnce("parallax:kpi"); }, [report]); // the first figures drawn
   return (
     <section class="kpis" aria-label="Key figures">
       {KPI_METRICS.map((m) => (

@@ -26,7 +26,11 @@ export function Realtime({ site, tz, onFilter }) {
     if (m.site !== site) return;
     setPushed((p) => {
       const next = { ...p };
-      for (const b of m.buckets || []) next[Date.parse(b.start)] = b;
+      // The live tail's counts come first, the speed layer's after: per minute, the larger.
+      for (const b of m.buckets || []) {
+        const t = Date.parse(b.start);
+        next[t] = { events: Math.max(b.events || 0, (next[t] && next[t].events) || 0) };
+      }
       return next;
     });
     poke();
@@ -38,8 +42,7 @@ export function Realtime({ site, tz, onFilter }) {
     const end = Math.floor(Date.now() / 60_000) * 60_000;
     const out = [];
     for (let t = end - (MINUTES - 1) * 60_000; t <= end; t += 60_000) {
-      const b = pushed[t] || byStart[t] || {};
-      out.push({ t, events: b.events || 0 });
+      out.push({ t, events: Math.max((pushed[t] && pushed[t].events) || 0, (byStart[t] && byStart[t].events) || 0) });
     }
     return out;
   }, [series.data, pushed, refresh]);

@@ -22,8 +22,8 @@ function Sites() {
   const [refresh, setRefresh] = useState(0);
   const sites = useApi("/sites", null, refresh);
   const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : ["UTC"];
-  const form = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const form = useSubmit(async (el) => {
+    const f = fields(el);
     const made = await api("/sites", { method: "POST", body: {
       site: f.site.trim(), timezone: f.timezone, domains: f.domains.split(/[\s,]+/).filter(Boolean) } });
     setRefresh((n) => n + 1);
@@ -73,25 +73,25 @@ function SiteAdmin({ site }) {
   const [error, setError] = useState(null);
   const [copied, setCopied] = useState(false);
   const bump = () => setRefresh((n) => n + 1);
-  const domains = useSubmit(async (event) => {
+  const domains = useSubmit(async (el) => {
     await api(`/sites/${encodeURIComponent(site)}`, { method: "PATCH", body: {
-      domains: fields(event.currentTarget).domains.split(/[\s,]+/).filter(Boolean) } });
+      domains: fields(el).domains.split(/[\s,]+/).filter(Boolean) } });
     bump();
     return "Domains saved.";
   });
-  const goal = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const goal = useSubmit(async (el) => {
+    const f = fields(el);
     await api(`/sites/${encodeURIComponent(site)}/goals`, { method: "POST", body: {
       name: f.name, ...(f.kind === "page" ? { page: f.pattern } : { event: f.pattern }) } });
-    event.currentTarget.reset();
+    el.reset();
     bump();
     return `Goal "${f.name}" saved.`;
   });
-  const member = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const member = useSubmit(async (el) => {
+    const f = fields(el);
     await api(`/sites/${encodeURIComponent(site)}/members/${encodeURIComponent(f.email.trim())}`, {
       method: "PUT", body: { role: f.role } });
-    event.currentTarget.reset();
+    el.reset();
     bump();
     return `${f.email} is now ${f.role} of ${site}.`;
   });
@@ -115,7 +115,7 @@ function SiteAdmin({ site }) {
       <section class="card" aria-labelledby="snippet-title">
         <h3 id="snippet-title">Tracker snippet</h3>
         <p class="muted">Paste it into every page of {d.domains.join(", ")}.</p>
-        <pre class="snippet"><code data-testid="snippet">{d.tracker_snippet}</code></pre>
+        <pre class="snippet" tabIndex={0} aria-label="Tracker snippet"><code data-testid="snippet">{d.tracker_snippet}</code></pre>
         <button type="button" onClick={() => navigator.clipboard.writeText(d.tracker_snippet).then(() => setCopied(true))}>
           {copied ? "Copied" : "Copy"}</button>
       </section>
@@ -174,11 +174,11 @@ function Users() {
   const [refresh, setRefresh] = useState(0);
   const users = useApi("/users", null, refresh);
   const [password, setPassword] = useState(null);
-  const form = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const form = useSubmit(async (el) => {
+    const f = fields(el);
     const made = await api("/users", { method: "POST", body: { email: f.email, name: f.name, is_admin: f.is_admin === "on" } });
     setPassword({ email: made.user.email, password: made.password });
-    event.currentTarget.reset();
+    el.reset();
     setRefresh((n) => n + 1);
     return null;
   });

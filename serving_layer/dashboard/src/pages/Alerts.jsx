@@ -25,8 +25,8 @@ function RuleForm({ site, goals, onCreated }) {
   const [condition, setCondition] = useState("above");
   const [channel, setChannel] = useState("live");
   const [secret, setSecret] = useState(null);
-  const form = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const form = useSubmit(async (el) => {
+    const f = fields(el);
     const created = await api(`/sites/${encodeURIComponent(site)}/alerts`, {
       method: "POST",
       body: {
@@ -37,7 +37,7 @@ function RuleForm({ site, goals, onCreated }) {
       },
     });
     setSecret(created.webhook_secret || null);
-    event.currentTarget.reset();
+    el.reset();
     onCreated();
     return `Rule "${created.name}" added.`;
   });

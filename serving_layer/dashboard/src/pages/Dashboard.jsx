@@ -17,6 +17,7 @@ import { KPI_METRICS, Kpis } from "../components/Kpis.jsx";
 import { Message } from "../components/Message.jsx";
 import { Realtime } from "../components/Realtime.jsx";
 
+const SETTLE_MS = 4000;
 const COMPARISONS = [["previous_period", "Previous period"], ["previous_year", "Previous year"], ["off", "No comparison"]];
 
 function readState(query, prefs) {
@@ -102,7 +103,18 @@ export function Dashboard({ site, query }) {
   const convBefore = useApi(convBeforeQuery ? `/sites/${encodeURIComponent(site)}/breakdown` : null, convBeforeQuery);
 
   useEffect(() => subscribe(site), [site]);
-  useLive("metrics", (m) => { if (m.site === site && bounds && bounds.live) poke(); }, [site, bounds && bounds.live]);
+  const again = useRef(null);
+  useEffect(() => () => clearTimeout(again.current), []);
+  useLive("metrics", (m) => {
+    if (m.site !== site || !bounds || !bounds.live) return;
+    poke();
+    // The speed layer pushes as soon as its views are written, a moment before its progress
+    // (which names the data an answer is kept for) is recorded: ask again a little later.
+    if (m.source === "speed") {
+      clearTimeout(again.current);
+      again.current = setTimeout(poke, SETTLE_MS);
+    }
+  }, [site, bounds && bounds.live]);
   useLive("freshness", (f) => { if (f.site === site) setFreshness(f.freshness); }, [site]);
   useEffect(() => { // a realtime range moves with the clock
     if (state.range !== "realtime") return undefined;

@@ -21,8 +21,8 @@ function Status({ form }) {
 function Profile() {
   const { user, setUser } = useUser();
   const prefs = preferences(user);
-  const form = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const form = useSubmit(async (el) => {
+    const f = fields(el);
     setUser(await api("/me", { method: "PATCH", body: {
       name: f.name, preferences: { ...prefs, range: f.range, chart: f.chart, theme: f.theme } } }));
     return "Saved.";
@@ -57,13 +57,13 @@ function Profile() {
 }
 
 function Password() {
-  const form = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const form = useSubmit(async (el) => {
+    const f = fields(el);
     if (f.new_password !== f.again) throw new Error("the two new passwords differ");
     const answer = await api("/me/password", { method: "POST",
                                                body: { current_password: f.current, new_password: f.new_password } });
     setCsrf(answer.csrf_token);
-    event.currentTarget.reset();
+    el.reset();
     return `Password changed; ${answer.ended_sessions} other session(s) ended.`;
   });
   return (
@@ -82,13 +82,13 @@ function SecondFactor() {
   const { user, setUser } = useUser();
   const [setup, setSetup] = useState(null);
   const start = useSubmit(async () => { setSetup(await api("/me/totp", { method: "POST" })); return " "; });
-  const confirm = useSubmit(async (event) => {
-    setUser(await api("/me/totp/confirm", { method: "POST", body: { code: fields(event.currentTarget).code } }));
+  const confirm = useSubmit(async (el) => {
+    setUser(await api("/me/totp/confirm", { method: "POST", body: { code: fields(el).code } }));
     setSetup(null);
     return "Second factor on: logging in now asks for a code.";
   });
-  const off = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const off = useSubmit(async (el) => {
+    const f = fields(el);
     setUser(await api("/me/totp/disable", { method: "POST", body: { password: f.password, code: f.code } }));
     return "Second factor off.";
   });
@@ -130,12 +130,12 @@ function Tokens() {
   const [refresh, setRefresh] = useState(0);
   const [secret, setSecret] = useState(null);
   const list = useApi("/me/tokens", null, refresh);
-  const create = useSubmit(async (event) => {
-    const f = fields(event.currentTarget);
+  const create = useSubmit(async (el) => {
+    const f = fields(el);
     const made = await api("/me/tokens", { method: "POST", body: {
       name: f.name || "token", site: f.site || null, read_only: f.read_only === "on" } });
     setSecret(made.secret);
-    event.currentTarget.reset();
+    el.reset();
     setRefresh((n) => n + 1);
     return `Token "${made.token.name}" created.`;
   });
