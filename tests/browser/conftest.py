@@ -7,7 +7,9 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
+
+from tests.browser.pages import DESKTOP
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +21,10 @@ def chromium() -> Iterator[Browser]:
         browser = pw.chromium.launch(executable_path=executable, headless=True)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def context(chromium: Browser) -> Iterator[BrowserContext]:
+    ctx = chromium.new_context(viewport=DESKTOP, color_scheme="light", accept_downloads=True)
+    yield ctx
+    ctx.close()

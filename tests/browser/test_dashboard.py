@@ -11,20 +11,20 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
 from batch_layer.job import run_day
 from infra.proc import CliProcess
 from speed_layer.queries import archive_frame
-from store.accounts import Accounts, generate_password
+from store.accounts import Accounts
 from store.registry import Registry
+from tests.browser.pages import DESKTOP, PHONE, log_in, new_user, pageviews, send
 from tests.helpers import wait_for
 from tools.synthetic import archived_event, tracker_event
 from views.goals import Goal
@@ -33,31 +33,9 @@ UTC = timezone.utc
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "var" / "test-artifacts" / "dashboard"
 AXE = REPO / "serving_layer" / "dashboard" / "node_modules" / "axe-core" / "axe.min.js"
-DESKTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 390, "height": 844}
 # Stored strings come from visitors' browsers: these must show as text, never run.
 HOSTILE_PATH = "/<img src=x onerror=window.__xss=1>"
 HOSTILE_EVENT = "<script>window.__xss=2</script>"
-
-
-def _user(accounts: Accounts, site: str | None, role: str | None, *, admin: bool = False) -> tuple[str, str]:
-    email, password = f"dash-{uuid.uuid4().hex[:8]}@example.test", generate_password()
-    accounts.add_user(email, password, name="Dana Board", is_admin=admin)
-    if site and role:
-        accounts.grant(email, site, role)
-    return email, password
-
-
-def _send(collector_url: str, site: str, events: list[dict]) -> None:
-    r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": events},
-                      headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/130.0 Safari/537.36"},
-                      timeout=30)
-    assert r.status_code == 202 and r.json()["rejected"] == [], r.text
-
-
-def _pageviews(paths: list[str], visitor: str, at: datetime) -> list[dict]:
-    return [tracker_event(int(at.timestamp() * 1000) + i, f"https://example.test{p}", "pageview", visitor_id=visitor)
-            for i, p in enumerate(paths)]
 
 
 def _api(serving_url: str, token: str) -> requests.Session:
@@ -81,40 +59,22 @@ def world(stack, accounts: Accounts, registry: Registry, collector_url, speed_pr
     for site in (a, b):
         registry.add_site(site, ["example.test"], "UTC")
     registry.add_goal(Goal(a, "Saw pricing", "page", "/pricing"))
-    analyst, viewer = _user(accounts, a, "analyst"), _user(accounts, a, "viewer")
+    analyst, viewer = new_user(accounts, a, "analyst"), new_user(accounts, a, "viewer")
     token = accounts.create_token(analyst[0], "dashboard tests")[1]
     now = datetime.now(UTC) - timedelta(seconds=30)
-    events = (_pageviews(["/", "/pricing", "/blog"], "v1", now) + _pageviews(["/", "/pricing"], "v2", now)
-              + _pageviews(["/", HOSTILE_PATH], "v3", now)
+    events = (pageviews(["/", "/pricing", "/blog"], "v1", now) + pageviews(["/", "/pricing"], "v2", now)
+              + pageviews(["/", HOSTILE_PATH], "v3", now)
               + [tracker_event(int(now.timestamp() * 1000) + 9, "https://example.test/", "click", visitor_id="v1",
                                props={"element": "cta"}),
                  tracker_event(int(now.timestamp() * 1000) + 10, "https://example.test/", "custom", visitor_id="v2",
                                name="signup", props={"plan": "pro"}),
                  tracker_event(int(now.timestamp() * 1000) + 11, "https://example.test/", "custom", visitor_id="v3",
                                name=HOSTILE_EVENT)])
-    _send(collector_url, a, events)
+    send(collector_url, a, events)
     http = _api(serving_url, token)
     wait_for("site A's events in the speed views", lambda: _report(http, a)["totals"]["pageviews"] == 7,
              timeout=180, interval=2)
     return {"a": a, "b": b, "analyst": analyst, "viewer": viewer, "api": http, "sent": events}
-
-
-@pytest.fixture
-def context(chromium: Browser) -> Iterator[BrowserContext]:
-    ctx = chromium.new_context(viewport=DESKTOP, color_scheme="light", accept_downloads=True)
-    yield ctx
-    ctx.close()
-
-
-def log_in(context: BrowserContext, serving_url: str, user: tuple[str, str], path: str = "/") -> Page:
-    page = context.new_page()
-    page.goto(serving_url + path)
-    page.wait_for_url("**/login?**")
-    page.get_by_label("Email").fill(user[0])
-    page.get_by_label("Password").fill(user[1])
-    page.get_by_label("Password").press("Enter")  # the keyboard alone
-    expect(page.locator(".topbar")).to_be_visible()
-    return page
 
 
 def _int(text: str) -> int:
@@ -149,8 +109,8 @@ def test_live_numbers_change_without_a_reload(context, serving_url, collector_ur
     before_bars = int(page.get_by_test_id("minute-bars").get_attribute("data-total"))
     page.evaluate("window.__notReloaded = true")
     now = datetime.now(UTC)
-    extra = _pageviews(["/live"], "live-1", now) + _pageviews(["/live", "/"], "live-2", now)
-    _send(collector_url, world["a"], extra)
+    extra = pageviews(["/live"], "live-1", now) + pageviews(["/live", "/"], "live-2", now)
+    send(collector_url, world["a"], extra)
     world["sent"].extend(extra)
     expect(page.get_by_test_id("kpi-pageviews")).to_have_text("10", timeout=60_000)
     expect(page.get_by_test_id("realtime-visitors")).to_have_text(str(before_visitors + 2), timeout=60_000)
@@ -217,7 +177,7 @@ def test_provisional_buckets_and_the_boundary_after_a_batch_run(
         context, serving_url, world, accounts, registry, cassandra, stack, spark, tmp_path):
     site = f"dash-c-{uuid.uuid4().hex[:8]}"
     registry.add_site(site, ["example.test"], "UTC")
-    user = _user(accounts, site, "viewer")
+    user = new_user(accounts, site, "viewer")
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     yesterday = today - timedelta(days=1)
     path = f"/sites/{site}?range=custom&from={yesterday.date()}&to={today.date()}&granularity=hour"
@@ -274,7 +234,7 @@ def test_an_alert_arrives_live(context, serving_url, collector_url, world, log_d
     try:
         page.get_by_role("link", name="Dashboard").click()
         expect(page.get_by_test_id("kpi-pageviews")).not_to_have_text("…")
-        _send(collector_url, a, _pageviews(["/busy"] * 3, "busy-1", datetime.now(UTC)))
+        send(collector_url, a, pageviews(["/busy"] * 3, "busy-1", datetime.now(UTC)))
         expect(page.get_by_test_id("toast-title")).to_contain_text("Live page busy", timeout=90_000)
         expect(page.get_by_test_id("unread")).to_have_text(re.compile(r"[1-9]"))
         page.get_by_role("button", name=re.compile("^Notifications")).click()
@@ -369,7 +329,7 @@ def _axe(page: Page) -> list[dict]:
 
 def test_every_page_passes_the_accessibility_check_at_both_widths(chromium, serving_url, world, accounts):
     a = world["a"]
-    admin = _user(accounts, None, None, admin=True)
+    admin = new_user(accounts, None, None, admin=True)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     pages = [("dashboard", f"/sites/{a}?range=today"), ("alerts", f"/sites/{a}/alerts"),
              ("notifications", "/notifications"), ("settings", "/settings"), ("admin", "/admin"),

@@ -5,7 +5,7 @@ import { render } from "preact";
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { api } from "./api.js";
 import { disconnectLive, useLive } from "./live.js";
-import { match, navigate, useLocation } from "./router.js";
+import { Redirect, match, useLocation } from "./router.js";
 import { UserContext, applyTheme, preferences } from "./session.js";
 import { Layout } from "./components/Layout.jsx";
 import { Login } from "./pages/Login.jsx";
@@ -27,8 +27,8 @@ function Pages({ user }) {
   let m;
   if (path === "/" || path === "/login") {
     const site = firstSite(user);
-    if (site) navigate(`/sites/${encodeURIComponent(site)}`, { replace: true });
-    else if (user.is_admin) navigate("/admin", { replace: true });
+    if (site) return <Redirect to={`/sites/${encodeURIComponent(site)}`} />;
+    if (user.is_admin) return <Redirect to="/admin" />;
     return <Message title="No site yet">You may not see any site. Ask an admin to add you to one.</Message>;
   }
   if ((m = match("/sites/:site", path))) return <Dashboard key={m.site} site={m.site} query={query} />;
@@ -53,14 +53,12 @@ function App() {
   }, [user]);
   useLive("access_ended", () => { disconnectLive(); setUser(null); }, []);
   if (user === undefined) return <p class="boot">Loading Parallax…</p>;
-  if (user === null || path === "/login") {
-    if (user && path === "/login") {
-      navigate(new URLSearchParams(location.search).get("next") || "/", { replace: true });
-      return null;
-    }
-    if (path !== "/login") {
-      navigate(`/login?next=${encodeURIComponent(location.pathname + location.search)}`, { replace: true });
-    }
+  if (user && path === "/login") {
+    const next = new URLSearchParams(location.search).get("next") || "";
+    return <Redirect to={next.startsWith("/") && !next.startsWith("//") ? next : "/"} />;
+  }
+  if (user === null) {
+    if (path !== "/login") return <Redirect to={`/login?next=${encodeURIComponent(location.pathname + location.search)}`} />;
     return <Login onLogin={(me) => { setUser(me); }} />;
   }
   return (

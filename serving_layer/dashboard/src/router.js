@@ -20,6 +20,7 @@ export function useLocation() {
     const update = () => setLoc(current());
     listeners.add(update);
     addEventListener("popstate", update);
+    update(); // a navigation between this render and now (a child's redirect) is not missed
     return () => {
       listeners.delete(update);
       removeEventListener("popstate", update);
@@ -49,4 +50,10 @@ export function onLinkClick(event) {
   if (a.target || a.origin !== location.origin) return;
   event.preventDefault();
   navigate(a.pathname + a.search);
+}
+
+// Navigates once rendered (never during a render: the listeners are other components').
+export function Redirect({ to }) {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
 }

@@ -97,6 +97,7 @@ function SecondFactor() {
       <h2 id="totp-title">Second factor</h2>
       {user.second_factor.required && !user.second_factor.enabled && (
         <p class="error" role="alert">An admin requires a second factor for this account: set it up to continue.</p>)}
+      {confirm.done && user.second_factor.enabled && <p class="ok" role="status">{confirm.done}</p>}
       {user.second_factor.enabled ? (
         <form class="form-grid" onSubmit={off.onSubmit}>
           <p>On: logging in asks for your authenticator's code.</p>
@@ -111,7 +112,7 @@ function SecondFactor() {
           <QrCode text={setup.uri} label="QR code of the authenticator key" />
           <p>Key: <code data-testid="totp-secret">{setup.secret}</code></p>
           <label>Code <input name="code" inputMode="numeric" autocomplete="one-time-code" required /></label>
-          <Status form={confirm} />
+          <ErrorNote error={confirm.error} />
           <button type="submit" class="primary" disabled={confirm.busy}>Confirm</button>
         </form>
       ) : (
