@@ -66,10 +66,12 @@ lint: $(VENV)/.installed
 
 # The tests that need no stack, in seconds.
 unit: $(VENV)/.installed
+	cd $(DASHBOARD) && npm test --silent
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # pytest exits 5 when it collected no test: that is not a failure of the suite.
 test: setup browser lint
+	cd $(DASHBOARD) && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 # Benchmarks need the stack (`make stack-up`); figures go to BENCHMARKS.md by hand.
@@ -84,6 +86,7 @@ bench: setup
 	$(BIN)/python -m bench.live_bench --rate 5000 --warmup 60 --duration 120
 	$(BIN)/python -m bench.fanout_bench --clients 1000 --sites 10 --updates 200
 	$(BIN)/python -m bench.alert_bench --trials 30
+	$(BIN)/python -m bench.dashboard_bench --loads 10
 
 stack-up: setup
 	$(BIN)/parallax stack up --airflow

@@ -6,7 +6,7 @@ import { markOnce } from "./Chart.jsx";
 
 function Change({ metric, change }) {
   const text = formatChange(change);
-  if (text === null) return <span class="change muted">{change === undefined ? "no comparison" : "nothing before to compare"}</span>;
+  if (text === null) return <span class="change muted">{change === undefined ? "no comparison" : "no earlier data"}</span>;
   const better = (change > 0) !== Boolean(METRICS[metric] && METRICS[metric].lowerIsBetter);
   return <span class={`change ${change === 0 ? "" : better ? "up" : "down"}`}>{text}</span>;
 }
