@@ -15,6 +15,9 @@ import threading
 import time
 from pathlib import Path
 
+from cassandra.cluster import Session
+from kafka import KafkaProducer
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from infra.clients import cassandra_session, json_bytes, kafka_producer
@@ -84,6 +87,20 @@ def supervise(queries: dict[str, StreamingQuery], starter: SpeedQueries, registr
     return None
 
 
+def shutdown(queries: dict[str, StreamingQuery], producer: KafkaProducer, session: Session,
+             spark: SparkSession) -> None:
+    """Stop what ``run`` started; what fails to stop is logged, and the rest still stopped,
+    so that the job ends (with its exit code) whatever is away."""
+    steps = [(f"the {name} query", q.stop) for name, q in queries.items() if q.isActive]
+    steps += [("the Kafka producer", lambda: producer.close(timeout=10)),
+              ("the Cassandra session", session.cluster.shutdown), ("Spark", spark.stop)]
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:  # Kafka away (unsent live updates), a query failing as it stops
+            log.warning("could not stop %s cleanly: %s", what, exc)
+
+
 def run(settings: Settings, *, rebuild: bool = False) -> int:
     """Entry point: start the queries and run until SIGTERM/SIGINT or a query fails."""
     stop = stop_on_signals()
@@ -92,25 +109,24 @@ def run(settings: Settings, *, rebuild: bool = False) -> int:
     registry = Registry(session, keyspace)
     starts = starting_points(checkpoint_dir, Boundaries(session, keyspace), settings.speed.starting_offsets,
                              rebuild=rebuild)
-    producer = kafka_producer(settings, value_serializer=json_bytes)
+    # A send waits at most 10 s for Kafka's metadata: the live updates are not worth more.
+    producer = kafka_producer(settings, value_serializer=json_bytes, max_block_ms=10_000)
     spark = get_session(settings, "parallax-speed", with_kafka=True)
     spark.streams.addListener(ProgressListener(Diagnostics(session, keyspace)))
     writes = ViewWrites(session, keyspace)
-    starter = SpeedQueries(spark, settings, SpeedViewSink(writes, producer, settings.kafka.topic_live),
-                           SpeedSessionSink(SessionSums(session, keyspace), writes), starts)
+    # The sinks wait for Cassandra until ``stop``: a stopping job is not held by a write
+    # that cannot be made (the micro-batch is replayed from the checkpoint at the next start).
+    starter = SpeedQueries(spark, settings, SpeedViewSink(writes, producer, settings.kafka.topic_live, stop=stop),
+                           SpeedSessionSink(SessionSums(session, keyspace), writes, stop=stop), starts)
     goals = registry.goals()
     log.info("speed layer reading %s from %s (watermark %s, trigger %s, session gap %s, %d goals); archive -> %s; "
              "checkpoints in %s", settings.kafka.topic_events, settings.kafka.bootstrap, settings.speed.watermark,
              settings.speed.trigger, settings.spark.session_gap, len(goals), settings.paths.master_dir, checkpoint_dir)
     queries = starter.start_all(goals)
     failure = supervise(queries, starter, registry, goals, settings.speed.goals_refresh_s, stop)
+    stop.set()  # after a failure too: the other queries' sinks stop waiting for Cassandra
     log.info("stopping the speed layer's queries")
-    for q in queries.values():
-        if q.isActive:
-            q.stop()
-    producer.close(timeout=10)
-    session.cluster.shutdown()
-    spark.stop()
+    shutdown(queries, producer, session, spark)
     if failure is None:
         return 0
     error, query = failure

@@ -3,6 +3,7 @@ is away, many rows of a partition in one unlogged batch."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -34,9 +35,11 @@ class Tables:
         return self.session.execute(self.statement(cql), params)
 
 
-def retrying(call: Callable[[], T], what: str, *, attempts: int | None = 30) -> T:
+def retrying(call: Callable[[], T], what: str, *, attempts: int | None = 30,
+             stop: threading.Event | None = None) -> T:
     """``call()``, retried while Cassandra is away, ``attempts`` times or, with None, for
-    as long as it takes."""
+    as long as it takes; a set ``stop`` ends the waiting (the last error is raised), so that
+    a process stopping is not held by a write that cannot be made."""
     delay = 1.0
     attempt = 0
     while True:
@@ -44,11 +47,14 @@ def retrying(call: Callable[[], T], what: str, *, attempts: int | None = 30) -> 
         try:
             return call()
         except Exception as exc:  # NoHostAvailable, timeouts: Cassandra restarting or overloaded
-            if attempts is not None and attempt >= attempts:
+            if (attempts is not None and attempt >= attempts) or (stop is not None and stop.is_set()):
                 raise
             log.warning("Cassandra %s failed (%s); retrying in %.0fs (attempt %d%s)", what, exc, delay, attempt,
                         f"/{attempts}" if attempts else "")
-            time.sleep(delay)
+            if stop is None:
+                time.sleep(delay)
+            elif stop.wait(delay):
+                raise
             delay = min(delay * 2, 10.0)
 
 
@@ -79,9 +85,11 @@ def _partition_batches(statement: PreparedStatement, rows: list[tuple],
 
 
 def upsert(session: Session, statement: PreparedStatement, params: Iterable[tuple], *, attempts: int | None = 30,
-           concurrency: int = 32, partition_of: Callable[[tuple], tuple] | None = None) -> int:
+           concurrency: int = 32, partition_of: Callable[[tuple], tuple] | None = None,
+           stop: threading.Event | None = None) -> int:
     """Write all ``params`` with ``statement``, retrying the whole set while Cassandra is
-    away (see ``retrying``). Retrying everything is safe: every write is an idempotent upsert.
+    away (see ``retrying``, and its ``stop``). Retrying everything is safe: every write is an
+    idempotent upsert.
 
     ``partition_of`` gives a row's partition key (``store.views.view_partition`` for view
     rows); rows of a partition then go in unlogged batches. None writes row by row.
@@ -97,4 +105,4 @@ def upsert(session: Session, statement: PreparedStatement, params: Iterable[tupl
                                raise_on_first_error=True)
         return len(rows)
 
-    return retrying(write, f"write of {len(rows)} rows", attempts=attempts)
+    return retrying(write, f"write of {len(rows)} rows", attempts=attempts, stop=stop)

@@ -6,6 +6,7 @@ a re-run batch job writes the same rows again.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,12 +73,12 @@ class ViewWrites(Tables):
         self.statement(upsert_cql("{ks}", table, kind))
 
     def write(self, table: str, kind: str, granularity: str, rows: Iterable[Mapping[str, Any]], now: datetime, *,
-              attempts: int | None = 30) -> int:
+              attempts: int | None = 30, stop: threading.Event | None = None) -> int:
         """Upsert the ``kind`` columns of view ``rows`` of one granularity; returns how many.
-        ``attempts=None`` retries for as long as Cassandra is away."""
+        ``attempts=None`` retries for as long as Cassandra is away (or until ``stop`` is set)."""
         statement = self.statement(upsert_cql("{ks}", table, kind))
         return upsert(self.session, statement, (view_params(r, granularity, now, kind) for r in rows),
-                      partition_of=view_partition, attempts=attempts)
+                      partition_of=view_partition, attempts=attempts, stop=stop)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ SUMS_COLUMNS = ("site", "period", "bucket", "view_name", "dim", *SESSION_COLUMNS
 class SessionSums(Tables):
     """``speed_session_sums``: per (site, minute, view, dim), the session measures the
     sessions query closed so far, with the micro-batch they include. Read and written for as
-    long as Cassandra is away: a stream has nothing better to do."""
+    long as Cassandra is away (a stream has nothing better to do), or until ``stop`` is set."""
 
     READ = (f"SELECT site, bucket, view_name, dim, {', '.join(SESSION_COLUMNS)}, query_id, through_batch "
             "FROM {ks}.speed_session_sums WHERE site = ? AND period = ? AND bucket >= ? AND bucket < ?")
@@ -135,14 +136,15 @@ class SessionSums(Tables):
         self.statement(self.READ)
         self.statement(self.WRITE)
 
-    def read(self, site: str, period: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    def read(self, site: str, period: str, start: datetime, end: datetime, *,
+             stop: threading.Event | None = None) -> list[dict[str, Any]]:
         """The sums of buckets in [start, end) of one (site, UTC day) partition."""
         rows = retrying(lambda: list(self.execute(self.READ, (site, period, start, end))),
-                        "read of speed session sums", attempts=None)
+                        "read of speed session sums", attempts=None, stop=stop)
         return [r._asdict() for r in rows]
 
-    def write(self, sums: Iterable[Mapping[str, Any]]) -> int:
+    def write(self, sums: Iterable[Mapping[str, Any]], *, stop: threading.Event | None = None) -> int:
         params = ((r["site"], period_key("minute", r["bucket"]), r["bucket"], r["view_name"], r["dim"],
                    *(r[c] for c in SESSION_COLUMNS), r["query_id"], r["through_batch"]) for r in sums)
-        return upsert(self.session, self.statement(self.WRITE), params, attempts=None,
+        return upsert(self.session, self.statement(self.WRITE), params, attempts=None, stop=stop,
                       partition_of=lambda p: p[:2])  # (site, period)

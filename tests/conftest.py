@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,14 +137,35 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def speed_layer(stack: Settings, log_dir: Path) -> Iterator[CliProcess]:
+def speed_process(stack: Settings, log_dir: Path) -> Iterator[CliProcess]:
+    """The test session's speed layer (``parallax speed``), started once; tests ask for
+    ``speed_layer``, which starts it again if it has exited."""
     # Where `events` ends now, as Spark's startingOffsets JSON: the test session's speed
-    # layer reads only what the tests send, not what earlier runs left in the topic.
+    # layer reads only what the tests send, not what earlier runs left in the topic. Every
+    # start passes them: a query resumes from its checkpoint (and ignores them), and one
+    # whose checkpoint a speed layer that died early did not make starts where the session did.
     topic = stack.kafka.topic_events
     start = json.dumps({topic: {str(p): offset for p, offset in end_offsets(stack, topic).items()}})
     svc = CliProcess("speed", ["speed"], log_dir / "speed.log", env={"PARALLAX_STARTING_OFFSETS": start}).start()
     yield svc
     svc.stop()
+
+
+@pytest.fixture
+def speed_layer(speed_process: CliProcess) -> CliProcess:
+    """The session's speed layer, running: if it has exited since the last test that asked
+    for it (`parallax speed` exits non-zero when one of its queries dies), it is started
+    again from its checkpoints, with a warning, rather than leaving every later test to time
+    out waiting for it."""
+    if speed_process.proc is not None and not speed_process.alive():
+        warnings.warn(f"the speed layer had exited ({speed_process.proc.returncode}); started it again. "
+                      f"Last lines of {speed_process.log_path}:\n{speed_process.log_tail(20)}", stacklevel=1)
+        try:  # what may be left of it (its JVM, its live tail) must not share the checkpoints
+            os.killpg(speed_process.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        speed_process.start()
+    return speed_process
 
 
 @pytest.fixture(scope="session")
