@@ -7,12 +7,14 @@ Every test outside ``tests/unit`` is marked ``stack``: ``pytest -m "not stack"``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -217,3 +219,25 @@ def invalid_tail(stack: Settings) -> Iterator[KafkaTail]:
     tail = KafkaTail(stack, stack.kafka.topic_invalid)
     yield tail
     tail.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One SparkSession for the tests that run Spark (stack and browser tests), with the
+    project's own settings (state store, UTC, aggregation thresholds), sized for tests."""
+    # Imported here: the unit tests, which share this file, do not pay for PySpark.
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    from infra.spark import apply_spark_env, session_conf  # noqa: PLC0415
+
+    conf = {**session_conf(load_settings(), with_kafka=False), "spark.master": "local[1]",
+            "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2"}
+    apply_spark_env()
+    builder = SparkSession.builder.appName("parallax-tests")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    yield session
+    session.stop()

@@ -192,8 +192,13 @@ def test_provisional_buckets_and_the_boundary_after_a_batch_run(
     archive_frame(spark.createDataFrame([(json.dumps(e),) for e in past], "value STRING")) \
         .write.partitionBy("date").parquet(master)
     run_day(spark, cassandra, stack.cassandra.keyspace, master, yesterday.date(), {site: "UTC"})
-    page.reload()
-    wait_for("24 final hours and 24 provisional", lambda: _buckets(page) == (24, 24), timeout=30, interval=0.3)
+
+    def after_reload() -> bool:  # a serving process reads a site's boundary at most every 2 s
+        page.reload()
+        expect(page.get_by_test_id("chart")).to_be_visible()
+        return _buckets(page) == (24, 24)
+
+    wait_for("24 final hours and 24 provisional", after_reload, timeout=30, interval=1)
     line = page.get_by_test_id("boundary-line")
     expect(line).to_be_visible()
     expect(line).to_contain_text("batch boundary")
