@@ -352,7 +352,7 @@ def test_every_page_passes_the_accessibility_check_at_both_widths(chromium, serv
             page.get_by_label("Password").fill(admin[1])
             page.get_by_role("button", name="Log in").click()
             expect(page.locator(".topbar")).to_be_visible()
-            assert page.evaluate("document.documentElement.dataset.theme") == ("dark" if scheme == "dark" else "light")
+            expect(page.locator("html")).to_have_attribute("data-theme", scheme)
             for name, path in pages:
                 page.goto(serving_url + path)
                 expect(page.locator("main h1")).to_be_visible()

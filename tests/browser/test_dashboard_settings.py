@@ -32,7 +32,7 @@ def test_preferences_are_saved_on_the_account(context: BrowserContext, serving_u
     page.get_by_label("Theme").select_option("dark")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Saved.")
-    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     stored = accounts.user(user[0]).preferences
     assert {k: stored[k] for k in ("range", "chart", "theme")} == {"range": "30d", "chart": "bar", "theme": "dark"}
     # Another browser of the same user: the dashboard opens as preferred.
@@ -42,7 +42,7 @@ def test_preferences_are_saved_on_the_account(context: BrowserContext, serving_u
         expect(page.get_by_label("Range")).to_have_value("30d")
         expect(page.get_by_role("heading", name="Visitors per day")).to_be_visible()
         expect(page.locator(".chart-type select")).to_have_value("bar")
-        assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+        expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     finally:
         other.close()
 
