@@ -210,13 +210,14 @@ def _banner(settings: Settings, sample_url: str, serving: str, zones: dict[str, 
                f"   {airflow_env.password_file(settings)})\n") if with_airflow else ""
     return f"""
 ================================ Parallax demo is live ================================
- Log in to the serving layer as {DEMO_USER}, password (new at every demo, shown once):
+ The dashboard: {serving}/sites/{sample_site.SITE_ID}?range=today   ({serving}/sites/{site} for generated traffic)
+ Log in as {DEMO_USER}, password (new at every demo, shown once):
    {password}
  Scripts send the demo's read-only API token (shown once); for the commands below:
    export PARALLAX_TOKEN={token}
  The sample site: open it in a browser, click around, sign up:
    {sample_url}/
- and watch your own visit arrive (site "{sample_site.SITE_ID}"), within seconds:
+ and watch your own visit arrive on the dashboard (site "{sample_site.SITE_ID}") within seconds, or:
    curl -H "Authorization: Bearer $PARALLAX_TOKEN" {serving}/api/v1/sites/{sample_site.SITE_ID}/realtime
    .venv/bin/parallax watch {sample_site.SITE_ID}        (Socket.IO room site:{sample_site.SITE_ID})
  More than 5 pageviews there in 5 minutes fire the alert rule "Sample site busy":
