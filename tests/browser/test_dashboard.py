@@ -148,6 +148,33 @@ def test_a_row_filters_the_dashboard_the_url_keeps_it_and_the_chip_removes_it(co
     expect(page.get_by_test_id("kpi-pageviews")).to_have_text(str(_report(http, a)["totals"]["pageviews"]))
 
 
+def test_the_keyboard_alone_reaches_and_works_the_controls(context, serving_url, world):
+    page = log_in(context, serving_url, world["analyst"], f"/sites/{world['a']}?range=today")
+    expect(page.get_by_test_id("kpi-pageviews")).not_to_have_text("…")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+    def focused() -> str:
+        return page.evaluate("document.activeElement.textContent")
+
+    for _ in range(120):  # Tab through the page until the row of /pricing
+        page.keyboard.press("Tab")
+        if focused() == "/pricing":
+            break
+    assert focused() == "/pricing"
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("filter-chip")).to_have_text(re.compile("Page is /pricing"))
+    tabs = page.locator("[data-panel=pages] [role=tab]")
+    tabs.first.focus()
+    page.keyboard.press("ArrowRight")
+    expect(tabs.nth(1)).to_have_attribute("aria-selected", "true")
+    expect(tabs.nth(1)).to_be_focused()
+    expect(page.locator("[data-panel=pages] table")).to_contain_text("Entry page")
+
+
 def _buckets(page: Page) -> tuple[int, int]:
     chart = page.get_by_test_id("chart")
     return int(chart.get_attribute("data-final")), int(chart.get_attribute("data-provisional"))
@@ -244,6 +271,8 @@ def test_an_alert_arrives_live(context, serving_url, collector_url, world, log_d
         expect(page.get_by_test_id("unread")).to_have_text(re.compile(r"[1-9]"))
         page.get_by_role("button", name=re.compile("^Notifications")).click()
         expect(page.locator("#bell-panel")).to_contain_text("Live page busy")
+        page.get_by_role("link", name="Alerts", exact=True).click()
+        expect(page.get_by_test_id("rule-state")).to_contain_text("firing since")
     finally:
         evaluator.stop()
 

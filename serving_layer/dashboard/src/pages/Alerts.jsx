@@ -91,6 +91,16 @@ function RuleForm({ site, goals, onCreated }) {
   );
 }
 
+// The rule's episode now: firing since when (and the value that made it), or quiet.
+function RuleState({ state, tz }) {
+  if (!state || !state.evaluated_at) return <span class="badge-state" data-testid="rule-state">not evaluated yet</span>;
+  const value = state.last_value === null ? "" : ` · last value ${state.last_value}`;
+  if (state.firing) {
+    return <span class="badge-state firing" data-testid="rule-state">firing since {formatInstant(state.started_at, tz)}{value}</span>;
+  }
+  return <span class="badge-state" data-testid="rule-state">quiet{value}</span>;
+}
+
 export function Alerts({ site }) {
   const { user } = useUser();
   const [refresh, setRefresh] = useState(0);
@@ -119,7 +129,7 @@ export function Alerts({ site }) {
         <ul class="rules">
           {((rules.data && rules.data.rules) || []).map((r) => (
             <li key={r.id} data-testid="rule">
-              <strong>{r.name}</strong> <span class="muted">{describe(r)}</span>
+              <strong>{r.name}</strong> <RuleState state={r.state} tz={tz} /> <span class="muted">{describe(r)}</span>
               <span class="muted small"> · to {Object.entries(r.recipients).map(([e, c]) => `${e} (${c})`).join(", ")}
                 {r.created_at && ` · added ${formatInstant(r.created_at, tz, true)}`}</span>
               {analyst && <button type="button" class="link danger" onClick={() => remove(r)}
