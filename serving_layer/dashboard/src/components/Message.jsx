@@ -13,3 +13,13 @@ export function ErrorNote({ error }) {
   if (!error) return null;
   return <p class="error" role="alert">{error.message || String(error)}</p>;
 }
+
+// A form's outcome: the API's refusal, or what was done.
+export function FormStatus({ form }) {
+  return (
+    <>
+      <ErrorNote error={form.error} />
+      {form.done && <p class="ok" role="status">{form.done}</p>}
+    </>
+  );
+}

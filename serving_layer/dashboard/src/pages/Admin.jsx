@@ -6,16 +6,7 @@ import { useApi } from "../hooks.js";
 import { fields, useSubmit } from "../forms.js";
 import { match, navigate, onLinkClick } from "../router.js";
 import { useUser } from "../session.js";
-import { ErrorNote, Message } from "../components/Message.jsx";
-
-function Status({ form }) {
-  return (
-    <>
-      <ErrorNote error={form.error} />
-      {form.done && <p class="ok" role="status">{form.done}</p>}
-    </>
-  );
-}
+import { ErrorNote, FormStatus as Status, Message } from "../components/Message.jsx";
 
 function Sites() {
   const { reload } = useUser();

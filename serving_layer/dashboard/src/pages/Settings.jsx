@@ -6,17 +6,8 @@ import { useApi } from "../hooks.js";
 import { fields, useSubmit } from "../forms.js";
 import { RANGES, formatInstant } from "../dates.js";
 import { preferences, useUser } from "../session.js";
-import { ErrorNote } from "../components/Message.jsx";
+import { ErrorNote, FormStatus as Status } from "../components/Message.jsx";
 import { QrCode } from "../components/QrCode.jsx";
-
-function Status({ form }) {
-  return (
-    <>
-      <ErrorNote error={form.error} />
-      {form.done && <p class="ok" role="status">{form.done}</p>}
-    </>
-  );
-}
 
 function Profile() {
   const { user, setUser } = useUser();
