@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
@@ -81,6 +82,22 @@ def confluent_producer(settings: Settings, **overrides: Any) -> Producer:
     }
     config.update(overrides)
     return Producer(config)
+
+
+def group_consumer(settings: Settings, topics: Sequence[str], group_id: str, *, wait_s: float = 30.0,
+                   **config: Any) -> KafkaConsumer:
+    """A consumer of ``topics`` in the consumer group ``group_id``. It joins the group only
+    once it knows every topic's partitions: a group leader that assigns before its metadata
+    has them gives its members no partition, and kafka-python would not notice until its
+    next metadata refresh (5 minutes by default). Metadata is read again every 10 s, so a
+    change of partitions rebalances soon."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.servers, group_id=group_id,
+                             metadata_max_age_ms=10_000, **config)
+    deadline = time.monotonic() + wait_s
+    while any(not consumer.partitions_for_topic(t) for t in topics) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    consumer.subscribe(list(topics))
+    return consumer
 
 
 def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 import socketio
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, disconnect, emit, join_room, leave_room
-from kafka import KafkaConsumer
 
+from infra.clients import group_consumer
 from infra.settings import Settings
 from serving_layer.access import Access, Principal, check, principal_of
 from serving_layer.errors import STORE_DOWN, ApiError
@@ -252,11 +252,10 @@ def consume_live_updates(socketio: SocketIO, settings: Settings, accounts: Any =
             # would show the dashboards numbers they have already moved past). Short
             # timeouts: the group notices a process gone (and reassigns its partitions)
             # within seconds, which is what a rebalance pauses the pushes for.
-            consumer = KafkaConsumer(topic, settings.kafka.topic_notifications,
-                                     bootstrap_servers=settings.kafka.servers, group_id=LIVE_GROUP,
-                                     auto_offset_reset="latest", enable_auto_commit=False, consumer_timeout_ms=1000,
-                                     session_timeout_ms=6000, heartbeat_interval_ms=2000, max_poll_interval_ms=10000,
-                                     client_id="parallax-serving")
+            consumer = group_consumer(settings, [topic, settings.kafka.topic_notifications], LIVE_GROUP,
+                                      auto_offset_reset="latest", enable_auto_commit=False, consumer_timeout_ms=1000,
+                                      session_timeout_ms=6000, heartbeat_interval_ms=2000,
+                                      max_poll_interval_ms=10000, client_id="parallax-serving")
             atexit.register(consumer.close)  # leave the group at once when the process ends
             log.info("forwarding %s and %s to Socket.IO rooms (consumer group %s)", topic,
                      settings.kafka.topic_notifications, LIVE_GROUP)

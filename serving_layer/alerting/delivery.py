@@ -19,8 +19,8 @@ from datetime import date, datetime, timedelta, timezone
 from email.message import EmailMessage
 
 import requests
-from kafka import KafkaConsumer
 
+from infra.clients import group_consumer
 from infra.settings import AlertSettings, Settings
 from serving_layer.errors import STORE_DOWN
 from serving_layer.stores import ServingStore
@@ -171,9 +171,8 @@ def run(settings: Settings, store: ServingStore, stop: threading.Event) -> None:
     group's offsets move only past what was delivered (or tried)."""
     deliverer = Deliverer(settings, store, stop)
     topic = settings.kafka.topic_notifications
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers, group_id=GROUP,
-                             auto_offset_reset="earliest", enable_auto_commit=False, max_poll_records=50,
-                             max_poll_interval_ms=600_000, client_id="parallax-delivery")
+    consumer = group_consumer(settings, [topic], GROUP, auto_offset_reset="earliest", enable_auto_commit=False,
+                              max_poll_records=50, max_poll_interval_ms=600_000, client_id="parallax-delivery")
     log.info("delivery: emailing and posting what %s carries (consumer group %s)", topic, GROUP)
     digests_checked = 0.0
     try:

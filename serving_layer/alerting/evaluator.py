@@ -20,10 +20,10 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
-from infra.clients import kafka_producer
+from infra.clients import group_consumer, kafka_producer
 from infra.settings import Settings
 from serving_layer.alerting import measure
 from serving_layer.errors import STORE_DOWN
@@ -132,9 +132,8 @@ def run(settings: Settings, store: ServingStore, stop: threading.Event) -> None:
     producer = kafka_producer(settings)
     evaluator = Evaluator(settings, store, producer)
     topic = settings.kafka.topic_live
-    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka.servers, group_id=GROUP,
-                             auto_offset_reset="latest", enable_auto_commit=True, session_timeout_ms=10000,
-                             heartbeat_interval_ms=3000, client_id="parallax-alerts")
+    consumer = group_consumer(settings, [topic], GROUP, auto_offset_reset="latest", enable_auto_commit=True,
+                              session_timeout_ms=10000, heartbeat_interval_ms=3000, client_id="parallax-alerts")
     log.info("alert evaluator: evaluating rules on %s (consumer group %s), and every %.0f s", topic, GROUP,
              settings.alerts.tick_s)
     last_tick = 0.0
