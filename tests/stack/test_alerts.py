@@ -124,9 +124,12 @@ def test_a_threshold_crossed_and_back_fires_once_and_resolves_once(
     bob_socket.subscribe(other)
     evaluator = _alerting(log_dir, controller.port, collector_url, "alerting")
     try:
-        # Eight pageviews dated four minutes ago: in the 5-minute window now, out of it
-        # within two minutes, so the condition starts to hold and then stops.
-        at = datetime.now(UTC) - timedelta(minutes=4)
+        # Eight pageviews dated three minutes ago: in the 5-minute window (whole minutes,
+        # ending with the current one) for two minutes at least — the speed layer's first
+        # micro-batch can take a while — and out of it within three, so the condition
+        # starts to hold and then stops. (Four minutes ago fell out of the window before
+        # a slow first micro-batch counted them, when sent late in a minute.)
+        at = datetime.now(UTC) - timedelta(minutes=3)
         events = [tracker_event(int(at.timestamp() * 1000) + i, f"https://example.test/p{i}", "pageview",
                                 visitor_id=f"v{i % 3}") for i in range(8)]
         r = requests.post(f"{collector_url}/api/collect", json={"site": site, "events": events}, timeout=30)
