@@ -3,18 +3,10 @@ site), built assets cached for good, a clear answer when the dashboard is not bu
 none of it needs Cassandra."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from infra.settings import load_settings
 from serving_layer.app import create_app
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
@@ -27,17 +19,15 @@ def dist(tmp_path):
     return d
 
 
-def _client(monkeypatch, tmp_path, dist_dir):
-    monkeypatch.setenv("PARALLAX_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("PARALLAX_CASSANDRA_PORT", str(_closed_port()))  # the store is away
+def _client(monkeypatch, dist_dir):
     monkeypatch.setenv("PARALLAX_SERVING_DASHBOARD_DIR", str(dist_dir))
     return create_app(load_settings(), live_feed=False).test_client()
 
 
 @pytest.mark.parametrize("path", ["/", "/login", "/sites/shop", "/sites/no-such-site", "/sites/shop/alerts",
                                   "/settings", "/notifications", "/admin", "/admin/sites/shop"])
-def test_every_page_is_the_same_shell(monkeypatch, tmp_path, dist, path):
-    client = _client(monkeypatch, tmp_path, dist)
+def test_every_page_is_the_same_shell(monkeypatch, store_away, dist, path):
+    client = _client(monkeypatch, dist)
     page = client.get(path)
     assert page.status_code == 200 and page.mimetype == "text/html"
     assert page.data == (dist / "index.html").read_bytes()
@@ -46,8 +36,8 @@ def test_every_page_is_the_same_shell(monkeypatch, tmp_path, dist, path):
     assert "Set-Cookie" not in page.headers
 
 
-def test_assets_are_cached_for_good(monkeypatch, tmp_path, dist):
-    client = _client(monkeypatch, tmp_path, dist)
+def test_assets_are_cached_for_good(monkeypatch, store_away, dist):
+    client = _client(monkeypatch, dist)
     asset = client.get("/assets/app-X.js")
     assert asset.status_code == 200 and b"parallax" in asset.data
     assert "max-age=31536000" in asset.headers["Cache-Control"]
@@ -55,8 +45,8 @@ def test_assets_are_cached_for_good(monkeypatch, tmp_path, dist):
     assert client.get("/assets/../index.html").status_code == 404
 
 
-def test_an_unbuilt_dashboard_says_how_to_build_it(monkeypatch, tmp_path):
-    client = _client(monkeypatch, tmp_path, tmp_path / "nothing-here")
+def test_an_unbuilt_dashboard_says_how_to_build_it(monkeypatch, store_away, tmp_path):
+    client = _client(monkeypatch, tmp_path / "nothing-here")
     page = client.get("/")
     assert page.status_code == 503
     assert "make setup" in page.get_json()["error"]

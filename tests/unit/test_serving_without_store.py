@@ -2,24 +2,14 @@
 needs the store answers 503 with Retry-After (never a 500, never a stack trace)."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from infra.settings import load_settings
 from serving_layer.app import create_app
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
-def client(monkeypatch, tmp_path):
-    monkeypatch.setenv("PARALLAX_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("PARALLAX_CASSANDRA_PORT", str(_closed_port()))
+def client(store_away):
     return create_app(load_settings(), live_feed=False).test_client()
 
 
