@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from infra import master
 from schemas.sources import RULE_VERSION, SOURCE_FIELDS
 from views.catalogue import BREAKDOWN_GRANULARITIES
 from views.goals import Goal
@@ -49,7 +49,10 @@ def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sit
     """The events that happened from day ``first`` to day ``last`` (inclusive) in their
     site's time zone, with ``timezone`` and ``domains`` (the site's registered domains)
     columns; None if nothing was archived yet. ``sites`` maps site -> IANA zone."""
-    if not (Path(master_dir) / "_spark_metadata").exists() and not any(Path(master_dir).glob("date=*")):
+    if master.is_legacy(master_dir):
+        raise RuntimeError(f"the master dataset at {master_dir} is a Parquet archive of an earlier Parallax: "
+                           "migrate it first (`parallax archive migrate`)")
+    if not master.table_exists(master_dir):
         return None
     # Zones are within ±14 h of UTC: local days lie within the UTC dates a day either side.
     dates = [first + timedelta(days=i) for i in range(-1, (last - first).days + 2)]
@@ -57,12 +60,8 @@ def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sit
     domains = domains or {}
     zones = spark.createDataFrame([(site, tz, sorted(domains.get(site, ()))) for site, tz in sites.items()],
                                   "site STRING, timezone STRING, domains ARRAY<STRING>")
-    # Reading the root lets Spark use the streaming sink's commit log (only committed files).
-    events = (
-        # mergeSchema: files archived before a schema change lack its new columns (null there).
-        spark.read.option("mergeSchema", "true").parquet(master_dir).where(F.col("date").isin(dates))
-        .join(F.broadcast(zones), "site")
-    )
+    # The table's current version; the date filter selects its partitions.
+    events = master.read_table(spark, master_dir).where(F.col("date").isin(dates)).join(F.broadcast(zones), "site")
     return events.where(local_date(events).between(F.lit(first), F.lit(last)))
 
 

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from pyspark.sql import SparkSession
 from batch_layer.job import run_day
 from bench.common import machine
 from infra.clients import cassandra_session
+from infra.master import append_events
 from infra.settings import load_settings
 from infra.spark import get_session
 from speed_layer.queries import archive_frame
@@ -40,7 +42,8 @@ def generate(spark: SparkSession, path: Path, n: int, stamped: bool = True) -> N
     the batch classifies them)."""
     start_ms = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=timezone.utc).timestamp() * 1000)
     events = visits(spark, n, start_ms=start_ms, span_ms=86_000_000 + 120_000, sites=SITES, stamped=stamped)
-    archive_frame(events).write.mode("overwrite").partitionBy("date").parquet(str(path))
+    shutil.rmtree(path, ignore_errors=True)
+    append_events(archive_frame(events), path)
 
 
 def duckdb_views(master: Path) -> tuple[float, int]:
@@ -51,7 +54,7 @@ def duckdb_views(master: Path) -> tuple[float, int]:
     con.execute(f"SET threads TO {os.cpu_count()}")
     t0 = time.perf_counter()
     con.execute(f"""CREATE TEMP TABLE ev AS SELECT DISTINCT ON (event_id) * FROM
-                    read_parquet('{master}/*/*.parquet', hive_partitioning = true, union_by_name = true)""")
+                    read_parquet('{master}/date=*/*.parquet', hive_partitioning = true, union_by_name = true)""")
     keyed = """SELECT *, unnest(list_filter([
         {'v': 'traffic', 'd': ''}, {'v': 'page', 'd': path},
         {'v': 'channel', 'd': channel}, {'v': 'source', 'd': source},

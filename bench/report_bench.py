@@ -34,6 +34,7 @@ from pyspark.sql import functions as F
 from batch_layer.job import run_day
 from bench.common import machine, reader_token
 from infra.clients import cassandra_session
+from infra.master import append_events
 from infra.proc import CliProcess, free_port, wait_until
 from infra.settings import Settings, load_settings
 from infra.spark import get_session
@@ -68,7 +69,8 @@ def setup(settings: Settings, per_day: int, days: int, today: date, now_ms: int)
             t0 = time.perf_counter()
             frame = visits(spark, per_day * days, start_ms=_day_ms(first), span_ms=days * 86_400_000, sites=1,
                            site_prefix=SITE)
-            archive_frame(frame).write.mode("overwrite").partitionBy("date").parquet(str(master))
+            shutil.rmtree(master, ignore_errors=True)
+            append_events(archive_frame(frame), master)
             past_marker.parent.mkdir(parents=True, exist_ok=True)
             past_marker.touch()
             print(f"generated {per_day * days:,} events of {first}..{today - timedelta(days=1)} "
@@ -89,7 +91,7 @@ def setup(settings: Settings, per_day: int, days: int, today: date, now_ms: int)
             span = now_ms - _day_ms(today)
             n = int(per_day * span / 86_400_000)
             frame = visits(spark, n, start_ms=_day_ms(today), span_ms=span, sites=1, site_prefix=SITE, seed=1)
-            archive_frame(frame).write.mode("append").partitionBy("date").parquet(str(master))
+            append_events(archive_frame(frame), master)
             events = dedupe_events(parse_events(frame), within_watermark=False)
             speed = views(events, SPEED_GRANULARITY, exact_visitors=False).where(F.col("bucket") < F.lit(
                 datetime.fromtimestamp(now_ms / 1000, UTC)))
@@ -108,7 +110,7 @@ def duckdb_answers(master: Path, start: datetime, end: datetime, country: str) -
     """The same two answers straight from the Parquet files: the hourly series of visitors
     and pageviews and the top pages, of the country's events (duplicates once)."""
     con = duckdb.connect(config={"threads": 2})
-    files = f"'{master}/*/*.parquet'"
+    files = f"'{master}/date=*/*.parquet'"
     where = (f"site = '{SITE}' AND country = '{country}' AND ts >= {int(start.timestamp() * 1000)} "
              f"AND ts < {int(end.timestamp() * 1000)}")
     ev = f"SELECT DISTINCT ON (event_id) ts, type, visitor_id, path FROM read_parquet({files}) WHERE {where}"

@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 from bench.common import cpu_seconds, machine, service_processes
 from bench.speed_verdict import FULL, first_full, full_state_rate, ids_held, interval_seconds, sessions_closed
 from infra.clients import cassandra_session, create_topics, delete_topics, json_bytes, kafka_producer
+from infra.master import append_events
 from infra.settings import load_settings
 from infra.spark import get_session
 from speed_layer.queries import archive_frame, kafka_stream, speed_session_frame, speed_view_frame
@@ -157,8 +158,8 @@ def main() -> None:
                                                       Goal(f"bench-{i}", "Signed up", "event", "signup")))
 
         def archive(df, batch_id):
-            # What the archive query's Parquet file sink writes, as a plain append.
-            df.write.mode("append").partitionBy("date").parquet(f"{checkpoint}/master")
+            # What the archive query's Delta sink writes: one commit per micro-batch.
+            append_events(df, f"{checkpoint}/master")
 
         writes = ViewWrites(session, settings.cassandra.keyspace)
         sinks = {"views": SpeedViewSink(writes, producer, live_topic),

@@ -29,8 +29,9 @@ class FetchError(RuntimeError):
     pass
 
 
-def fetch_jars(cache_dir: Path, name: str, coordinates: list[str]) -> Path:
-    """Return a folder holding the jars of ``coordinates`` ("group:artifact:version") and deps."""
+def fetch_jars(cache_dir: Path, name: str, coordinates: list[str], *, transitive: bool = True) -> Path:
+    """Return a folder holding the jars of ``coordinates`` ("group:artifact:version") and,
+    with ``transitive``, their runtime dependencies."""
     target = cache_dir / "jars" / name
     lib = target / "lib"
     done = target / ".complete"
@@ -48,6 +49,7 @@ def fetch_jars(cache_dir: Path, name: str, coordinates: list[str]) -> Path:
     cmd = [
         "mvn", "-B", "-q", "-f", str(target / "pom.xml"),
         "dependency:copy-dependencies", f"-DoutputDirectory={lib}", "-DincludeScope=runtime",
+        f"-DexcludeTransitive={str(not transitive).lower()}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:

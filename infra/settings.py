@@ -35,7 +35,7 @@ class PathSettings(BaseSettings):
 
     var_dir: Path = REPO_ROOT / "var"
     cache_dir: Path = Field(default_factory=_cache_home)
-    # The master dataset: raw events, Parquet, append-only, partitioned by date.
+    # The master dataset: raw events, a Delta Lake table partitioned by date (infra/master.py).
     master_dir: Path = Field(default_factory=lambda data: data["var_dir"] / "master" / "events")
     checkpoint_dir: Path = Field(default_factory=lambda data: data["var_dir"] / "checkpoints")
     airflow_home: Path = Field(default_factory=lambda data: data["var_dir"] / "airflow")

@@ -1,6 +1,7 @@
 """Spark's configuration for Parallax's jobs, defined once: the sessions the jobs build
-(``get_session``) and what spark-submit passes for the nightly DAG (``submit_conf``), with
-the Kafka connector jars matching the installed PySpark."""
+(``get_session``) and what spark-submit passes for the DAGs (``submit_conf``), with the
+Kafka connector and Delta Lake (the master dataset's table format) jars matching the
+installed PySpark."""
 from __future__ import annotations
 
 import logging
@@ -29,6 +30,17 @@ DRIVER_JAVA_OPTIONS = "-XX:+UseParallelGC"
 SPARK_ENV = {"SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
 # Set by spark-submit for the Python driver it starts, not by PySpark's own launcher.
 _SUBMITTED = "PYSPARK_GATEWAY_PORT"
+# Delta Lake's release built against Spark 4.2 (delta-spark 4.4 pins Spark 4.2.0).
+DELTA_VERSION = "4.4.0"
+# Delta's settings for every table it creates (the master dataset): deletes and compactions
+# rewrite whole files (no deletion vectors), so a file the log lists holds exactly its rows
+# and the serving layer's DuckDB reads the listed files as they are; file statistics only
+# for the columns something prunes by (event time: late data; visitor: erasure), which
+# keeps the streaming archive's per-file cost small.
+DELTA_TABLE_DEFAULTS = {
+    "enableDeletionVectors": "false",
+    "dataSkippingStatsColumns": "event_time,site,visitor_id",
+}
 
 
 def connector_jars(settings: Settings) -> list[Path]:
@@ -42,7 +54,19 @@ def connector_jars(settings: Settings) -> list[Path]:
     return sorted(lib.glob("*.jar"))
 
 
-def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -> dict[str, str]:
+def delta_jars(settings: Settings) -> list[Path]:
+    """Delta Lake's two jars, without their dependencies: Spark provides those (the full
+    set would put a second Scala library and Hadoop client on the classpath)."""
+    lib = fetch_jars(
+        settings.paths.cache_dir,
+        f"delta-{DELTA_VERSION}",
+        [f"io.delta:delta-spark_2.13:{DELTA_VERSION}", f"io.delta:delta-storage:{DELTA_VERSION}"],
+        transitive=False,
+    )
+    return sorted(lib.glob("*.jar"))
+
+
+def session_conf(settings: Settings, *, batch: bool = False) -> dict[str, str]:
     conf = {
         "spark.master": settings.spark.master,
         "spark.driver.memory": settings.spark.driver_memory,
@@ -80,9 +104,22 @@ def session_conf(settings: Settings, *, with_kafka: bool, batch: bool = False) -
         # level of the two-level aggregation map fills at once, after which every row pays
         # for a probe there before the real map.
         conf["spark.sql.codegen.aggregate.map.twolevel.enabled"] = "false"
-    if with_kafka:
-        conf["spark.jars"] = ",".join(str(j) for j in connector_jars(settings))
+    conf.update({
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Replaying the table's log into a snapshot: Delta's 50 partitions are 50 tasks on 2 cores.
+        "spark.databricks.delta.snapshotPartitions": "4",
+        **{f"spark.databricks.delta.properties.defaults.{k}": v for k, v in DELTA_TABLE_DEFAULTS.items()},
+    })
     return conf
+
+
+def jars_conf(settings: Settings, *, with_kafka: bool) -> dict[str, str]:
+    """The jars a session loads: Delta Lake always (every job reads or writes the master
+    dataset), the Kafka connector for the streaming jobs. Fetched once (``parallax stack
+    fetch``), then found in the download cache."""
+    jars = delta_jars(settings) + (connector_jars(settings) if with_kafka else [])
+    return {"spark.jars": ",".join(str(j) for j in jars)}
 
 
 # What spark-submit takes as arguments of its own rather than as conf.
@@ -93,8 +130,9 @@ def submit_conf(settings: Settings) -> dict[str, str]:
     """The batch session's conf as spark-submit passes it (the nightly DAG): the job runs
     with this environment's Python, and master and driver memory are spark-submit's own
     arguments (the connection's host, ``driver_memory``)."""
-    conf = {k: v for k, v in session_conf(settings, with_kafka=False, batch=True).items() if k not in _SUBMIT_ARGUMENTS}
-    return {**conf, "spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
+    conf = {k: v for k, v in session_conf(settings, batch=True).items() if k not in _SUBMIT_ARGUMENTS}
+    return {**conf, **jars_conf(settings, with_kafka=False),
+            "spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
 
 
 def apply_spark_env() -> None:
@@ -109,7 +147,7 @@ def get_session(settings: Settings, app_name: str, *, with_kafka: bool = False, 
 
     apply_spark_env()
     builder = SparkSession.builder.appName(app_name)
-    conf = session_conf(settings, with_kafka=with_kafka, batch=batch)
+    conf = {**session_conf(settings, batch=batch), **jars_conf(settings, with_kafka=with_kafka)}
     if os.environ.get(_SUBMITTED):
         # Launched by spark-submit (Airflow): master and memory were set by the submitter.
         conf = {k: v for k, v in conf.items() if k not in _SUBMIT_ARGUMENTS}

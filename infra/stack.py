@@ -12,7 +12,7 @@ from infra import cassandra_node as cassandra
 from infra import kafka_node as kafka
 from infra.geoip import fetch_country_db
 from infra.settings import Settings
-from infra.spark import connector_jars
+from infra.spark import connector_jars, delta_jars
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ def fetch(settings: Settings) -> None:
     kafka.install(settings)
     cassandra.install(settings)
     connector_jars(settings)
+    delta_jars(settings)
     fetch_country_db(settings)
     airflow_env.migrate_db(settings)
     log.info("jars cached in %s; Airflow database ready in %s", settings.paths.cache_dir, settings.paths.airflow_home)

@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from infra import master
 from infra.clients import cassandra_session, json_bytes, kafka_producer
 from infra.settings import Settings
 from infra.spark import get_session
@@ -103,6 +104,10 @@ def shutdown(queries: dict[str, StreamingQuery], producer: KafkaProducer, sessio
 
 def run(settings: Settings, *, rebuild: bool = False) -> int:
     """Entry point: start the queries and run until SIGTERM/SIGINT or a query fails."""
+    if master.is_legacy(settings.paths.master_dir):
+        log.error("the master dataset at %s is a Parquet archive of an earlier Parallax: migrate it to the Delta "
+                  "table first (`parallax archive migrate`), then start the speed layer", settings.paths.master_dir)
+        return 2
     stop = stop_on_signals()
     keyspace, checkpoint_dir = settings.cassandra.keyspace, settings.paths.checkpoint_dir
     session = cassandra_session(settings, keyspace)

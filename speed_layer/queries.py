@@ -1,6 +1,7 @@
 """The speed layer's three streaming queries over Kafka `events`, and how to (re)start them:
-- ``archive``: every parsed event, appended as Parquet partitioned by event date (the
-  immutable master dataset the batch layer recomputes from; it keeps late events too);
+- ``archive``: every parsed event, appended to the master dataset's Delta table,
+  partitioned by event date (``store.master``: the batch layer recomputes from it; it
+  keeps late events too);
 - ``speed_views``: events deduplicated within the watermark, aggregated into minute buckets
   by ``views.transforms.views`` (every event view, goals included);
 - ``speed_sessions``: the same events grouped into sessions by Spark's session windows
@@ -17,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from infra import master
 from infra.settings import Settings
 from speed_layer.checkpoints import archive_checkpoint, query_checkpoint
 from views.catalogue import SPEED_GRANULARITY
@@ -81,8 +83,9 @@ class SpeedQueries:
         return (
             archive_frame(self._kafka("archive"))
             .writeStream.queryName("archive")
-            .format("parquet")
-            .partitionBy("date")
+            .format(master.FORMAT)
+            .options(**master.WRITE_OPTIONS)
+            .partitionBy(master.PARTITION)
             .option("path", str(s.paths.master_dir))
             .option("checkpointLocation", str(archive_checkpoint(s.paths.checkpoint_dir)))
             .trigger(processingTime=s.speed.archive_trigger)

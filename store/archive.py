@@ -1,45 +1,26 @@
-"""The master dataset read on demand: its committed Parquet files, and SQL over them in an
-embedded DuckDB (``views.sql`` renders the catalogue's measures and dimensions).
+"""The master dataset read on demand: the files of its Delta table's current version
+(``deltalake`` reads the table's log), and SQL over them in an embedded DuckDB
+(``views.sql`` renders the catalogue's measures and dimensions).
 
-Spark's file sink decides which files are committed in its log (``_spark_metadata``): a
-file written by a micro-batch that failed is on disk but not in the log, so only logged
-files are read. The log holds a compacted file every few batches and the batches since;
-the last compaction and what follows it list every committed file.
+Only the files the log lists are read: a file written by a micro-batch that failed, or
+replaced by a compaction or an erasure, is on disk but not in the table. The table has no
+deletion vectors (``infra.spark.DELTA_TABLE_DEFAULTS``), so a listed file holds exactly
+its rows.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import duckdb
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 log = logging.getLogger(__name__)
-LOG_DIR = "_spark_metadata"
-
-
-def _batch_id(name: str) -> int | None:
-    stem = name.removesuffix(".compact")
-    return int(stem) if stem.isdigit() else None
-
-
-def _local_path(uri: str) -> Path:
-    parsed = urlparse(uri)
-    return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else Path(uri)
-
-
-def _day_of(path: Path) -> date | None:
-    for part in path.parts:
-        if part.startswith("date="):
-            try:
-                return date.fromisoformat(part.removeprefix("date="))
-            except ValueError:
-                return None
-    return None
+LOG_DIR = "_delta_log"
 
 
 class Archive:
@@ -55,49 +36,48 @@ class Archive:
             config["temp_directory"] = str(spill_dir)
         self._db = duckdb.connect(config=config)
         self._lock = threading.Lock()
+        self._table: DeltaTable | None = None
+
+    def _current(self) -> DeltaTable | None:
+        """The table at its newest version (the log read incrementally); None before the
+        speed layer's first commit."""
+        with self._lock:
+            try:
+                if self._table is None:
+                    self._table = DeltaTable(str(self.master_dir))
+                else:
+                    self._table.update_incremental()
+            except TableNotFoundError:
+                return None
+            return self._table
 
     def version(self) -> int:
-        """The last committed micro-batch of the archive (-1 before the first): what the
-        archive holds changes only when this does."""
-        ids = [i for i in map(_batch_id, self._log_names()) if i is not None]
-        return max(ids, default=-1)
+        """The table's current version (-1 before the first commit): what the archive holds
+        changes only when this does."""
+        table = self._current()
+        return table.version() if table is not None else -1
 
     def committed_at(self) -> datetime | None:
-        """When the archive last committed (its log's newest file; without a log, its
-        newest file): an answer computed from it holds what had arrived by then."""
-        log_dir = self.master_dir / LOG_DIR
-        files = list(log_dir.iterdir()) if log_dir.is_dir() else list(self.master_dir.glob("date=*/*.parquet"))
-        newest = max((f.stat().st_mtime for f in files), default=None)
-        return datetime.fromtimestamp(newest, timezone.utc) if newest is not None else None
-
-    def _log_names(self) -> list[str]:
+        """When the table's current version was committed (its commit file's modification
+        time, as Delta's protocol defines it): an answer computed from it holds what had
+        arrived by then."""
+        version = self.version()
+        if version < 0:
+            return None
         try:
-            return [p.name for p in (self.master_dir / LOG_DIR).iterdir()]
-        except FileNotFoundError:
-            return []
-
-    def committed_files(self) -> list[Path]:
-        """Every Parquet file the archive's log lists as committed (every file of the date
-        partitions for a dataset written without the log, in one batch write)."""
-        if not (self.master_dir / LOG_DIR).is_dir():
-            return sorted(self.master_dir.glob("date=*/*.parquet"))
-        names = {n: _batch_id(n) for n in self._log_names()}
-        compacts = [i for n, i in names.items() if i is not None and n.endswith(".compact")]
-        since = max(compacts, default=-1)
-        files: dict[Path, None] = {}
-        for name, batch in sorted(names.items(), key=lambda kv: (kv[1] if kv[1] is not None else -2)):
-            if batch is None or batch < since or (batch == since and not name.endswith(".compact")):
-                continue
-            for line in (self.master_dir / LOG_DIR / name).read_text().splitlines()[1:]:
-                entry = json.loads(line)
-                if entry.get("action", "add") == "add":
-                    files[_local_path(entry["path"])] = None
-        return list(files)
+            mtime = (self.master_dir / LOG_DIR / f"{version:020}.json").stat().st_mtime
+        except FileNotFoundError:  # the log was cleaned up to a checkpoint since
+            return None
+        return datetime.fromtimestamp(mtime, timezone.utc)
 
     def files_of_days(self, first: date, last: date) -> list[Path]:
-        """The committed files of the (UTC) days first..last."""
-        days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
-        return [f for f in self.committed_files() if _day_of(f) in days]
+        """The current files of the (UTC) date partitions first..last."""
+        table = self._current()
+        if table is None:
+            return []
+        days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+        with self._lock:
+            return [Path(uri) for uri in table.file_uris(file_pruning_predicate=[("date", "in", days)])]
 
     def rows_in(self, files: Iterable[Path]) -> int:
         """How many events the files hold (from their Parquet footers: nothing is scanned)."""

@@ -228,9 +228,10 @@ def spark() -> Iterator[Any]:
     # Imported here: the unit tests, which share this file, do not pay for PySpark.
     from pyspark.sql import SparkSession  # noqa: PLC0415
 
-    from infra.spark import apply_spark_env, session_conf  # noqa: PLC0415
+    from infra.spark import apply_spark_env, jars_conf, session_conf  # noqa: PLC0415
 
-    conf = {**session_conf(load_settings(), with_kafka=False), "spark.master": "local[1]",
+    settings = load_settings()
+    conf = {**session_conf(settings), **jars_conf(settings, with_kafka=False), "spark.master": "local[1]",
             "spark.driver.memory": "1g", "spark.sql.shuffle.partitions": "2"}
     apply_spark_env()
     builder = SparkSession.builder.appName("parallax-tests")

@@ -20,6 +20,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from batch_layer.job import run_day
+from infra.master import append_events
 from infra.proc import CliProcess
 from speed_layer.queries import archive_frame
 from store.accounts import Accounts
@@ -216,8 +217,7 @@ def test_provisional_buckets_and_the_boundary_after_a_batch_run(
     # The batch layer computes yesterday from the master dataset: the boundary moves.
     past = [archived_event(site, yesterday + timedelta(hours=h, minutes=5), f"p{h % 4}") for h in range(0, 24, 3)]
     master = str(tmp_path / "master")
-    archive_frame(spark.createDataFrame([(json.dumps(e),) for e in past], "value STRING")) \
-        .write.partitionBy("date").parquet(master)
+    append_events(archive_frame(spark.createDataFrame([(json.dumps(e),) for e in past], "value STRING")), master)
     run_day(spark, cassandra, stack.cassandra.keyspace, master, yesterday.date(), {site: "UTC"})
 
     def after_reload() -> bool:  # a serving process reads a site's boundary at most every 2 s

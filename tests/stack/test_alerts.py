@@ -24,6 +24,7 @@ from aiosmtpd.controller import Controller
 
 from batch_layer.job import run_day
 from infra.clients import kafka_producer
+from infra.master import append_events
 from infra.proc import CliProcess, free_port
 from serving_layer.alerting.delivery import Deliverer, send_digests, signature
 from serving_layer.alerting.evaluator import Evaluator, publish
@@ -216,8 +217,7 @@ def test_a_spike_against_the_batch_views_of_a_week_before(stack, spark, cassandr
     # A week ago, three pageviews in the window; the batch job computes that day.
     past = [archived_event(site, week_ago - timedelta(minutes=2, seconds=i), f"old{i}") for i in range(3)]
     master = str(tmp_path / "master")
-    archive_frame(spark.createDataFrame([(json.dumps(e),) for e in past], "value STRING")) \
-        .write.partitionBy("date").parquet(master)
+    append_events(archive_frame(spark.createDataFrame([(json.dumps(e),) for e in past], "value STRING")), master)
     run_day(spark, cassandra, stack.cassandra.keyspace, master, week_ago.date(), {site: "UTC"})
     if (week_ago - timedelta(minutes=3)).date() != week_ago.date():  # the window straddles midnight
         run_day(spark, cassandra, stack.cassandra.keyspace, master, week_ago.date() - timedelta(days=1),

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from batch_layer.job import run_day
+from infra.master import append_events
 from schemas.sources import source_fields
 from speed_layer.queries import archive_frame
 from tests.acquisition_reference import acquisition
@@ -206,7 +207,7 @@ def test_batch_views_equal_an_independent_count(spark, cassandra, stack, registr
     # The master dataset exactly as the archive query lays it out.
     raw = spark.createDataFrame([(json.dumps(e),) for evs in events.values() for e in evs], "value STRING")
     master = str(tmp_path / "master")
-    archive_frame(raw).write.partitionBy("date").parquet(master)
+    append_events(archive_frame(raw), master)
 
     counted = run_day(spark, cassandra, stack.cassandra.keyspace, master, DAY, sites)
 

@@ -14,6 +14,7 @@ import requests
 import socketio
 
 from infra.clients import TopicReader
+from infra.master import read_table
 from tests.helpers import wait_for
 from tools.synthetic import tracker_event
 
@@ -130,7 +131,7 @@ def test_lambda_loop_end_to_end(stack, speed_layer, collector_url, serving_url, 
     # The archive keeps every event, duplicates and late ones included.
     master = str(stack.paths.master_dir)
     wait_for("the archive to hold every event sent",
-             lambda: spark.read.parquet(master).where(f"site = '{site}'").count() == len(sent), timeout=120, interval=3)
+             lambda: read_table(spark, master).where(f"site = '{site}'").count() == len(sent), timeout=120, interval=3)
 
     # Nightly batch for yesterday, through Airflow.
     dag_run = run_nightly_dag(yesterday)

@@ -17,6 +17,7 @@ import openpyxl
 import pytest
 
 from batch_layer.job import run_day
+from infra.master import append_events
 from speed_layer.queries import archive_frame
 from tools.synthetic import archived_event
 from views.goals import Goal
@@ -96,7 +97,7 @@ def world(spark, cassandra, stack, registry, tmp_path_factory):
     events = _events(site)
     master = tmp_path_factory.mktemp("filtered") / "master"
     raw = spark.createDataFrame([(json.dumps(e),) for e in events], "value STRING")
-    archive_frame(raw).write.partitionBy("date").parquet(str(master))
+    append_events(archive_frame(raw), master)
     for day in DAYS:
         run_day(spark, cassandra, stack.cassandra.keyspace, str(master), day, {site: TZ})
     return {"site": site, "events": events, "master": master}

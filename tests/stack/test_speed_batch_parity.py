@@ -18,6 +18,7 @@ import pytest
 
 from batch_layer.job import run_day
 from infra.clients import create_topics, kafka_producer
+from infra.master import read_table
 from infra.proc import CliProcess
 from tests.helpers import wait_for
 from tools.synthetic import archived_event
@@ -112,7 +113,7 @@ def test_speed_views_equal_batch_views(stack, cassandra, registry, spark, tmp_pa
     try:
         def archived() -> int:
             speed.check()
-            return spark.read.parquet(str(master)).where(f"site = '{site}'").count() if master.exists() else 0
+            return read_table(spark, master).where(f"site = '{site}'").count() if master.exists() else 0
 
         wait_for("the archive to hold every event", lambda: archived() == len(events), timeout=300, interval=3)
         run_day(spark, cassandra, ks, str(master), DAY, {site: TZ})

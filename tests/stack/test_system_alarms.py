@@ -79,8 +79,8 @@ def test_a_drift_over_the_threshold_is_notified(cassandra, stack, registry, acco
 
 
 def test_a_failed_batch_run_is_notified(stack, airflow_db, registry, serving_url, api, alarms, tmp_path):
-    """A run of parallax_nightly whose job fails (the day's archive holds a file that is not
-    Parquet): the DAG's failure callback records it, the alarms tell the admins."""
+    """A run of parallax_nightly whose job fails (the master dataset's log holds a commit
+    that is not one): the DAG's failure callback records it, the alarms tell the admins."""
     from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415 -- after the session's Airflow settings
 
     registry.add_site(f"batchfail-{uuid.uuid4().hex[:8]}", ["example.test"], "UTC")
@@ -89,8 +89,8 @@ def test_a_failed_batch_run_is_notified(stack, airflow_db, registry, serving_url
     dag.get_task("daily_views").retries = 0  # fail for good at once (the DAG retries twice, 5 minutes apart)
     day = (since - timedelta(days=2)).date()
     broken = tmp_path / "master"
-    (broken / f"date={day}").mkdir(parents=True)
-    (broken / f"date={day}" / "part-00000.parquet").write_bytes(b"not Parquet at all")
+    (broken / "_delta_log").mkdir(parents=True)
+    (broken / "_delta_log" / f"{0:020}.json").write_text("not a Delta commit at all")
     saved = os.environ["PARALLAX_MASTER_DIR"]
     os.environ["PARALLAX_MASTER_DIR"] = str(broken)
     try:

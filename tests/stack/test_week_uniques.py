@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from batch_layer.job import run_day
+from infra.master import append_events
 from serving_layer.reports import traffic_report
 from serving_layer.stores import ServingStore
 from speed_layer.queries import archive_frame
@@ -44,7 +45,7 @@ def test_week_visitors_are_a_union_not_a_sum(spark, cassandra, stack, registry, 
         events.append(archived_event(site, t, f"once{v}"))
     raw = spark.createDataFrame([(json.dumps(e),) for e in events], "value STRING")
     master = str(tmp_path / "master")
-    archive_frame(raw).write.partitionBy("date").parquet(master)
+    append_events(archive_frame(raw), master)
     for i in range(7):
         run_day(spark, cassandra, stack.cassandra.keyspace, master, FIRST + timedelta(days=i), {site: TZ})
 

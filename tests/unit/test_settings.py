@@ -84,9 +84,10 @@ def test_parallax_settings_shows_every_field(monkeypatch, tmp_path: Path):
 def test_spark_submit_takes_the_sessions_own_conf(monkeypatch):
     monkeypatch.setenv("PARALLAX_SPARK_DRIVER_MEMORY", "3g")
     s = load_settings()
-    conf, batch = submit_conf(s), session_conf(s, with_kafka=False, batch=True)
+    conf, batch = submit_conf(s), session_conf(s, batch=True)
     assert "spark.master" not in conf and "spark.driver.memory" not in conf  # spark-submit's own arguments
-    assert {k: v for k, v in conf.items() if not k.startswith("spark.pyspark.")} == \
+    assert {k: v for k, v in conf.items() if not k.startswith("spark.pyspark.") and k != "spark.jars"} == \
         {k: v for k, v in batch.items() if k not in ("spark.master", "spark.driver.memory")}
+    assert "delta-spark" in conf["spark.jars"]  # the master dataset's table format
     assert conf["spark.pyspark.python"] == sys.executable
     assert batch["spark.driver.memory"] == "3g"

@@ -67,6 +67,6 @@ def test_the_sessions_query_has_its_own_version_and_rebuild(tmp_path: Path):
 
 def test_checkpoints_keep_the_configured_number_of_state_versions(monkeypatch):
     monkeypatch.delenv("PARALLAX_SPEED_STATE_VERSIONS", raising=False)
-    assert session_conf(load_settings(), with_kafka=False)["spark.sql.streaming.minBatchesToRetain"] == "20"
+    assert session_conf(load_settings())["spark.sql.streaming.minBatchesToRetain"] == "20"
     monkeypatch.setenv("PARALLAX_SPEED_STATE_VERSIONS", "7")
-    assert session_conf(load_settings(), with_kafka=False)["spark.sql.streaming.minBatchesToRetain"] == "7"
+    assert session_conf(load_settings())["spark.sql.streaming.minBatchesToRetain"] == "7"
