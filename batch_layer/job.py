@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from batch_layer.days import COPIES, classified, day_sessions, day_views, deduplicated, read_days, session_span
 from batch_layer.drift import record_drift
-from batch_layer.writer import ViewWriter
+from batch_layer.writer import DayTotals, ViewSink, ViewWriter
 from store.boundary import Boundaries
 from store.registry import Registry
 from views.catalogue import DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
@@ -43,39 +43,8 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
         log.info("%s: no site to recompute", day)
         return {}
     bounds = {site: local_day_bounds(day, tz) for site, tz in sites.items()}
-    # One read serves the day's event views and the sessions of the day and the day before.
-    domains = {row.site: frozenset(row.domains or ()) for row in Registry(session, keyspace).sites()}
-    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites, domains)
-    per_site: dict[str, tuple[int, int]] = {}
-    if events is None:
-        log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
-    else:
-        t0 = time.perf_counter()
-        # Kept: the event views and the sessions aggregate the same deduplicated frame.
-        archive = deduplicated(classified(events.where(session_span(day, session_gap)))).cache()
-        day_events = archive.where(local_date(archive) == F.lit(day))
-        per_site = {r["site"]: (int(r["copies"]), int(r["copies"]) - int(r["unique"])) for r in
-                    day_events.groupBy("site").agg(F.sum(COPIES).alias("copies"), F.count(F.lit(1)).alias("unique"))
-                    .collect()}
-        log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
-                 sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
-        goals = tuple(g for g in Registry(session, keyspace).goals() if g.site in sites)
-        day_starts = {site: start for site, (start, _) in bounds.items()}
-        # Cassandra writes overlap Spark computing the next view; all are done before the
-        # run is recorded and the boundary moves. Sessions go first: their many minute rows
-        # are then written while Spark computes the event views.
-        with ViewWriter(session, keyspace, now) as writer:
-            sessions = day_sessions(archive, day, session_gap).cache()
-            for granularity in GRANULARITIES:
-                writer.write(session_views(sessions, granularity), granularity, "session",
-                             f"{day - timedelta(days=1)}..{day}: {granularity} session views")
-            sessions.unpersist()
-            event_views, kept = day_views(day_events, goals, day_starts)
-            for granularity, view in event_views.items():
-                writer.write(view, granularity, "event", f"{day}: {granularity} event views")
-            for frame in kept:
-                frame.unpersist()
-        archive.unpersist()
+    with ViewWriter(session, keyspace, now) as writer:
+        per_site = compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, writer)
 
     boundaries = Boundaries(session, keyspace)
     boundaries.record_run(day, {site: per_site.get(site, (0, 0)) for site in set(sites) | set(per_site)}, now)
@@ -85,3 +54,51 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
     record_drift(session, keyspace, day, sites, drift_threshold)
     log.info("%s: drift of the speed views recorded in %.1fs", day, time.perf_counter() - t0)
     return {s: n for s, (n, _) in per_site.items()}
+
+
+def dry_run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: str, day: date,
+                sites: dict[str, str], session_gap: str = DEFAULT_SESSION_GAP) -> DayTotals:
+    """What ``run_day`` would compute for ``day``'s site totals, written nowhere: the day's
+    exact totals per site and measure (the boundary, the runs and the drift untouched)."""
+    totals = DayTotals({site: local_day_bounds(day, tz)[0] for site, tz in sites.items()})
+    if sites:
+        compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, totals)
+    return totals
+
+
+def compute_day(spark: SparkSession, session: Session, keyspace: str, master_dir: str, day: date,
+                sites: dict[str, str], session_gap: str, writer: ViewSink) -> dict[str, tuple[int, int]]:
+    """Compute every view of ``day`` for ``sites`` and hand each frame to ``writer``.
+    Returns per site its (events, duplicates) of the day."""
+    # One read serves the day's event views and the sessions of the day and the day before.
+    domains = {row.site: frozenset(row.domains or ()) for row in Registry(session, keyspace).sites()}
+    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites, domains)
+    if events is None:
+        log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
+        return {}
+    t0 = time.perf_counter()
+    # Kept: the event views and the sessions aggregate the same deduplicated frame.
+    archive = deduplicated(classified(events.where(session_span(day, session_gap)))).cache()
+    day_events = archive.where(local_date(archive) == F.lit(day))
+    per_site = {r["site"]: (int(r["copies"]), int(r["copies"]) - int(r["unique"])) for r in
+                day_events.groupBy("site").agg(F.sum(COPIES).alias("copies"), F.count(F.lit(1)).alias("unique"))
+                .collect()}
+    log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
+             sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
+    goals = tuple(g for g in Registry(session, keyspace).goals() if g.site in sites)
+    day_starts = {site: local_day_bounds(day, tz)[0] for site, tz in sites.items()}
+    # Cassandra writes overlap Spark computing the next view; all are done before the
+    # caller records the run and moves the boundary. Sessions go first: their many minute
+    # rows are then written while Spark computes the event views.
+    sessions = day_sessions(archive, day, session_gap).cache()
+    for granularity in GRANULARITIES:
+        writer.write(session_views(sessions, granularity), granularity, "session",
+                     f"{day - timedelta(days=1)}..{day}: {granularity} session views")
+    sessions.unpersist()
+    event_views, kept = day_views(day_events, goals, day_starts)
+    for granularity, view in event_views.items():
+        writer.write(view, granularity, "event", f"{day}: {granularity} event views")
+    for frame in kept:
+        frame.unpersist()
+    archive.unpersist()
+    return per_site

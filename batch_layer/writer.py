@@ -1,18 +1,25 @@
-"""Batch view rows into Cassandra, written while Spark computes the next ones."""
+"""Where a batch run's view frames go: into Cassandra, written while Spark computes the next
+ones (``ViewWriter``), or, for a dry run, only the day's site totals kept (``DayTotals``)."""
 from __future__ import annotations
 
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cassandra.cluster import Session
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from store.views import BATCH_TABLE, ViewWrites
+from views.catalogue import EVENT_COLUMNS, SESSION_COLUMNS, TOTAL_DIM, TRAFFIC_VIEW, as_utc
 
 log = logging.getLogger(__name__)
+
+
+class ViewSink(Protocol):
+    def write(self, view: DataFrame, granularity: str, kind: str, what: str) -> None: ...
 
 
 class ViewWriter:
@@ -47,3 +54,36 @@ class ViewWriter:
         failures = [f.exception() for f in self._pending if f.exception() is not None]
         if failures and exc_type is None:  # else the caller's own failure is the one to see
             raise failures[0]
+
+
+# The measures a dry run reports: a day's site total of each (the sketch is not a measure).
+DAY_MEASURES = tuple(c for c in EVENT_COLUMNS + SESSION_COLUMNS if c != "visitors_sketch")
+
+
+class DayTotals:
+    """A dry run's sink: of the frames a run would write, only each site's total row of the
+    day (``day_starts``: each site's day bucket) is kept, as {site: {measure: value}}.
+    Minute and hour frames are not computed at all."""
+
+    def __init__(self, day_starts: dict[str, datetime]) -> None:
+        self.day_starts = day_starts
+        self.totals: dict[str, dict[str, int]] = {site: {} for site in day_starts}
+
+    def write(self, view: DataFrame, granularity: str, kind: str, what: str) -> None:
+        if granularity != "day":
+            return
+        t0 = time.perf_counter()
+        columns = [c for c in DAY_MEASURES if c in view.columns]
+        rows = view.where((F.col("view_name") == TRAFFIC_VIEW) & (F.col("dim") == TOTAL_DIM)).select(
+            "site", "bucket", *columns).collect()
+        for row in rows:
+            # Session views hold the day before too (sessions still open at its run).
+            if row["site"] in self.day_starts and as_utc(row["bucket"]) == self.day_starts[row["site"]]:
+                self.totals[row["site"]].update({c: int(row[c] or 0) for c in columns})
+        log.info("%s: site totals computed in %.1fs (dry run: nothing written)", what, time.perf_counter() - t0)
+
+    def __enter__(self) -> DayTotals:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass

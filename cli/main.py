@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from cli import accounts, alerts, archive, services, sites, sources, stack, traffic
+from cli import accounts, alerts, archive, reprocess, services, sites, sources, stack, traffic
 from cli.common import fail
 from cli.invalid import invalid
 from infra import airflow_env
@@ -42,7 +42,8 @@ def show_settings(settings: Settings) -> None:
 
 for command in (stack.stack, sites.site, sites.goal, services.collect, services.serve, services.speed, services.tail,
                 services.batch, services.alerting, alerts.alert, invalid, sources.sources, accounts.user,
-                accounts.member, accounts.token, traffic.demo, traffic.generate, traffic.watch, archive.archive):
+                accounts.member, accounts.token, traffic.demo, traffic.generate, traffic.watch, archive.archive,
+                reprocess.reprocess):
     main.add_command(command)
 
 

@@ -11,26 +11,24 @@ To reprocess a day by hand (late data, a fix), trigger the DAG with the `day` pa
 that day is recomputed for every site where it has ended.
 The Spark job is submitted through the `spark_default` connection (its host is the Spark
 master, `local[2]` on one machine). A run that fails for good notifies the admins.
+To recompute a range of days, some sites only, or to see first what would change, use
+`parallax_reprocess`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import pendulum
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 # Light at parse time: none imports PySpark.
 from batch_layer.failures import record_failure
 from batch_layer.schedule import GRACE
-from infra.settings import load_settings
-from infra.spark import SPARK_ENV, submit_conf
+from dags.spark_jobs import batch_job
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GRACE_MINUTES = int(GRACE.total_seconds() // 60)
 GRACE_DELTA = f"macros.timedelta(minutes={GRACE_MINUTES})"  # in the templates
-settings = load_settings()
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -54,22 +52,15 @@ with DAG(
     },
     tags=["parallax", "batch"],
 ) as dag:
-    SparkSubmitOperator(
-        task_id="daily_views",
-        doc_md="Exact views of the day(s) into Cassandra `batch_views`, then the boundary (last).",
-        application=str(REPO_ROOT / "batch_layer" / "daily_views.py"),
+    batch_job(
+        "daily_views",
+        "daily_views.py",
         # `--day D` for a manual reprocessing, else `--interval START END` (shifted by the
         # grace); an empty third argument is dropped by the job.
-        application_args=[
+        [
             "{{ '--day' if params.day else '--interval' }}",
             f"{{{{ params.day or (data_interval_start - {GRACE_DELTA}).isoformat() }}}}",
             f"{{{{ '' if params.day else (data_interval_end - {GRACE_DELTA}).isoformat() }}}}",
         ],
-        conn_id="spark_default",
-        name="parallax-batch",
-        # The batch session's own conf (infra.spark), with this environment's Python.
-        conf=submit_conf(settings),
-        env_vars=dict(SPARK_ENV),
-        driver_memory=settings.spark.driver_memory,
-        verbose=False,
+        "Exact views of the day(s) into Cassandra `batch_views`, then the boundary (last).",
     )

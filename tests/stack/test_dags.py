@@ -8,6 +8,7 @@ import pendulum
 import pytest
 
 from batch_layer.daily_views import parse_args
+from batch_layer.reprocess import parse_args as parse_reprocess_args
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 # Airflow is imported inside the tests: it reads its configuration when first imported, which
@@ -23,7 +24,9 @@ def dagbag(airflow_db):
 
 def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "parallax_nightly" in dagbag.dag_ids
+    assert {"parallax_nightly", "parallax_reprocess"} <= set(dagbag.dag_ids)
+    for dag_id in dagbag.dag_ids:
+        assert dagbag.get_dag(dag_id).doc_md, dag_id
 
 
 def test_nightly_dag_submits_the_batch_job(dagbag):
@@ -53,3 +56,28 @@ def test_job_arguments_for_scheduled_and_manual_runs(dagbag, params, expected):
     args = parse_args(rendered)
     assert (str(args.day) if args.day else [a.isoformat() for a in args.interval]) == (
         params.get("day") or expected[1:3])
+
+
+def test_reprocess_dag_is_a_form_for_ops(dagbag):
+    dag = dagbag.get_dag("parallax_reprocess")
+    assert type(dag.timetable).__name__ == "NullTimetable"  # no schedule: triggered by ops only
+    assert {t.task_id for t in dag.tasks} == {"plan", "recompute"}
+    recompute = dag.get_task("recompute")
+    assert recompute.task_type == "SparkSubmitOperator" and recompute.application.endswith("batch_layer/reprocess.py")
+    assert dag.get_task("plan").downstream_task_ids == {"recompute"}
+    schema = {name: dag.params.get_param(name).schema for name in ("first", "last", "sites", "dry_run")}
+    assert schema["first"]["format"] == schema["last"]["format"] == "date"
+    assert schema["sites"]["type"] == "array" and schema["dry_run"]["type"] == "boolean"
+    assert dag.params["sites"] == [] and dag.params["dry_run"] is False
+
+
+@pytest.mark.parametrize("params, sites, dry_run", [
+    ({"sites": [], "dry_run": False}, [], False),
+    ({"sites": ["b", "a"], "dry_run": True}, ["a", "b"], True),
+])
+def test_reprocess_arguments_parse(dagbag, params, sites, dry_run):
+    recompute = dagbag.get_dag("parallax_reprocess").get_task("recompute")
+    context = {"params": {"first": "2026-11-01", "last": "2026-11-07", **params}, "run_id": "manual__x"}
+    args = parse_reprocess_args([jinja2.Template(a).render(**context) for a in recompute.application_args])
+    assert (str(args.first), str(args.last), args.sites, args.dry_run, args.run_id) == \
+        ("2026-11-01", "2026-11-07", sites, dry_run, "manual__x")
