@@ -5,7 +5,8 @@ UTC date partitions D-1..D+1 of the master dataset -- -> deduplicate by event_id
 ``views.transforms`` the speed layer runs, with exact unique counts (``batch_layer.days``)
 -> upsert ``batch_views`` for every granularity (``batch_layer.writer``) -> record the run
 -> move each site's batch boundary past the day, last, so that a reader never sees half a
-day -> the drift record (``batch_layer.drift``).
+day, and only if every day since the site's first was computed (a gap holds it, and is
+logged) -> the drift record (``batch_layer.drift``).
 
 Submitted by Airflow (``dags/parallax_nightly.py``, through ``batch_layer/daily_views.py``)
 or run by hand: ``parallax batch --date 2026-11-21``.
@@ -23,7 +24,7 @@ from pyspark.sql import functions as F
 from batch_layer.days import COPIES, classified, day_sessions, day_views, deduplicated, read_days, session_span
 from batch_layer.drift import record_drift
 from batch_layer.writer import DayTotals, ViewSink, ViewWriter
-from store.boundary import Boundaries
+from store.boundary import Boundaries, day_spans
 from store.registry import Registry
 from views.catalogue import DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
 from views.transforms import local_date, session_views
@@ -42,14 +43,21 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
     if not sites:
         log.info("%s: no site to recompute", day)
         return {}
-    bounds = {site: local_day_bounds(day, tz) for site, tz in sites.items()}
     with ViewWriter(session, keyspace, now) as writer:
         per_site = compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, writer)
 
+    # A site's first day (registration, in its zone) is where its days must start being final.
+    registered = {row.site: row.created_at for row in Registry(session, keyspace).sites()}
     boundaries = Boundaries(session, keyspace)
     boundaries.record_run(day, {site: per_site.get(site, (0, 0)) for site in set(sites) | set(per_site)}, now)
-    boundaries.move_forward({site: end for site, (_, end) in bounds.items()})
-    log.info("%s: batch boundary of %d sites is now at least the end of that day in their zone", day, len(sites))
+    moved = boundaries.move_forward(sites, registered)
+    log.info("%s: batch boundary of %d sites moved up to the end of their last day computed without a gap",
+             day, len(sites))
+    for site, state in moved.items():
+        if state.gaps:
+            log.warning("%s: gap in site %s: no batch run has computed %s; its batch boundary cannot pass it "
+                        "and is at %s", day, site, day_spans(state.gaps),
+                        state.boundary.isoformat() if state.boundary else "none (nothing final)")
     t0 = time.perf_counter()
     record_drift(session, keyspace, day, sites, drift_threshold)
     log.info("%s: drift of the speed views recorded in %.1fs", day, time.perf_counter() - t0)

@@ -1,7 +1,8 @@
 """How fresh the numbers are, shown with every report and pushed to every dashboard: the
-site's batch boundary (what is final), the newest event time the speed layer has processed,
-how far it is behind Kafka (records, and the age of the oldest record it has not read), and
-whether it is stalled (behind, and its offsets have not moved for ``stall_after_s``).
+site's batch boundary (what is final) and its gaps (days no batch run computed, which hold
+the boundary), the newest event time the speed layer has processed, how far it is behind
+Kafka (records, and the age of the oldest record it has not read), and whether it is
+stalled (behind, and its offsets have not moved for ``stall_after_s``).
 
 Each serving process measures it at most every ``refresh_s`` seconds (one read of the
 speed layer's progress row, Kafka's end offsets, and the first unread record of each
@@ -12,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -185,6 +186,9 @@ class FreshnessMonitor:
             self._consumer = None
 
 
-def freshness(boundary: datetime | None, speed: SpeedFreshness, zone: Any) -> dict[str, Any]:
-    """What a report says of its freshness: the site's boundary and the speed layer's state."""
-    return {"batch_boundary": boundary.astimezone(zone).isoformat() if boundary else None, "speed": speed.as_dict()}
+def freshness(boundary: datetime | None, speed: SpeedFreshness, zone: Any, gaps: Iterable[date] = ()
+              ) -> dict[str, Any]:
+    """What a report says of its freshness: the site's boundary, its gaps (days not computed
+    by the batch layer that hold the boundary) and the speed layer's state."""
+    return {"batch_boundary": boundary.astimezone(zone).isoformat() if boundary else None,
+            "batch_gaps": [d.isoformat() for d in gaps], "speed": speed.as_dict()}

@@ -291,8 +291,9 @@ def push_freshness(socketio: SocketIO, app: Flask) -> None:
             for site in sorted(sites):
                 tz = store.site_zone(site)
                 if tz is not None:
-                    socketio.emit("freshness", {"site": site, "freshness": freshness(store.boundary(site), speed,
-                                                                                     ZoneInfo(tz))},
+                    state = store.boundary_state(site)
+                    socketio.emit("freshness", {"site": site, "freshness": freshness(state.boundary, speed,
+                                                                                     ZoneInfo(tz), state.gaps)},
                                   to=room_of(site), ignore_queue=True)
         except STORE_DOWN as exc:
             log.warning("could not push freshness (Cassandra: %s)", exc)

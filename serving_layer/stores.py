@@ -15,7 +15,7 @@ from serving_layer.recent import Recent
 from store.accounts import Accounts
 from store.alerts import AlertRules
 from store.archive import Archive
-from store.boundary import Boundaries
+from store.boundary import Boundaries, BoundaryState
 from store.diagnostics import Diagnostics
 from store.incidents import Incidents
 from store.notifications import Notifications
@@ -63,10 +63,15 @@ class ServingStore:
         return self._recent.get(("zone", site), lambda: self.registry.site_zone(site))
 
     def boundary(self, site: str) -> datetime | None:
-        return self.boundary_state(site)[0]
+        return self.boundary_state(site).boundary
 
-    def boundary_state(self, site: str) -> tuple[datetime | None, datetime | None]:
-        """The site's boundary, and when a batch run last wrote its views."""
+    def gaps(self, site: str) -> tuple[date, ...]:
+        """The days since the site's first day that no batch run has computed although a
+        later day was: not final, and the boundary cannot pass them."""
+        return self.boundary_state(site).gaps
+
+    def boundary_state(self, site: str) -> BoundaryState:
+        """The site's boundary, when a batch run last wrote its views, and its gaps."""
         return self._recent.get(("boundary", site), lambda: self._boundaries.state(site))
 
     def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime,

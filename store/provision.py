@@ -9,6 +9,7 @@ import re
 from infra.clients import cassandra_session, create_topics
 from infra.settings import Settings
 from schemas import cql_statements, topics
+from store.boundary import Boundaries
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def missing_columns(statement: str, existing: set[str]) -> list[str]:
 
 def apply_schema(settings: Settings) -> None:
     """Create the keyspace and tables, then add the columns of each migration the table
-    lacks (read from the driver's schema metadata)."""
+    lacks (read from the driver's schema metadata), and fill a new table from an old one."""
     session = cassandra_session(settings)
     try:
         for statement in cql_statements(settings.cassandra.keyspace, settings.cassandra.replication_factor):
@@ -41,6 +42,9 @@ def apply_schema(settings: Settings) -> None:
             if wanted:
                 session.execute(f"ALTER TABLE {keyspace}.{table} ADD ({', '.join(wanted)})", timeout=60)
                 log.info("added column(s) to %s.%s: %s", keyspace, table, ", ".join(wanted))
+        copied = Boundaries(session, settings.cassandra.keyspace).backfill_days()
+        if copied:
+            log.info("batch_days filled from the %d batch runs recorded before it", copied)
         log.info("Cassandra keyspace %s and tables are in place", settings.cassandra.keyspace)
     finally:
         session.cluster.shutdown()

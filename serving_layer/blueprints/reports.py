@@ -68,8 +68,13 @@ class SpeedFreshness(BaseModel):
     problem: str | None
 
 
+GAPS_DOC = ("days (YYYY-MM-DD, the site's zone) since the site's first day that no batch run has computed "
+            "although a later day was: not final, and the boundary cannot pass them until they are computed")
+
+
 class Freshness(BaseModel):
     batch_boundary: str | None = Field(description="buckets before it are final (the batch layer's exact views)")
+    batch_gaps: list[str] = Field(description=GAPS_DOC)
     speed: SpeedFreshness
 
 
@@ -88,6 +93,7 @@ class Comparison(BaseModel):
     buckets: list[Bucket]
     totals: dict[str, Value]
     change: dict[str, float | None] = Field(description="each total's relative change against the comparison")
+    gaps: list[str] = Field(description=f"in this range, the {GAPS_DOC}")
 
 
 class Report(BaseModel):
@@ -104,6 +110,7 @@ class Report(BaseModel):
         description="views: the layers' stored views; archive: computed on demand from the master dataset")
     buckets: list[Bucket]
     totals: dict[str, Value]
+    gaps: list[str] = Field(description=f"in this range, the {GAPS_DOC}")
     unavailable: dict[str, str] | None = Field(None, description="metrics this filter cannot give (null), and why")
     archive_as_of: str | None = Field(None, description="computed from the archive: its commit the answer holds")
     comparison: Comparison | None = None
@@ -125,7 +132,8 @@ class Breakdown(BaseModel):
     timezone: str
     dimension: str
     boundary: str | None
-    final: bool
+    final: bool = Field(description="the whole range is before the boundary, with no gap")
+    gaps: list[str] = Field(description=f"in this range, the {GAPS_DOC}")
     from_: str = Field(alias="from")
     to: str
     metrics: list[str]
@@ -171,19 +179,21 @@ def _filters(text: str | None) -> tuple[Filter, ...]:
 
 def _freshness(store: ServingStore, site: str, tz: str) -> dict[str, Any]:
     monitor = current_app.extensions["parallax.freshness"]
-    return freshness(store.boundary(site), monitor.speed(), ZoneInfo(tz))
+    state = store.boundary_state(site)
+    return freshness(state.boundary, monitor.speed(), ZoneInfo(tz), state.gaps)
 
 
 def _versions(store: ServingStore, site: str, end: datetime, on_demand: bool) -> tuple[Any, ...]:
     """What a report ending at ``end`` was computed from (``serving_layer.cache``): the
-    site's batch views, and the speed views if the range reaches past the boundary (a
-    comparison's reaches back further, never past); or the master dataset, if on demand
-    (its version looked at most every ``archive_refresh_s``)."""
-    boundary, last_run = store.boundary_state(site)
+    site's batch views (its boundary, last run and gaps), and the speed views if the range
+    reaches past the boundary (a comparison's reaches back further, never past); or the
+    master dataset, if on demand (its version looked at most every ``archive_refresh_s``)."""
+    state = store.boundary_state(site)
     if on_demand:
-        return boundary, last_run, store.archive_version()
+        return *state, store.archive_version()
+    boundary = state.boundary
     live = current_app.extensions["parallax.freshness"].speed().version if boundary is None or end > boundary else None
-    return boundary, last_run, live
+    return *state, live
 
 
 @dataclass(frozen=True)
@@ -200,7 +210,7 @@ class Answer:
 
 
 # Stands for the freshness an answer gets when sent, to validate the rest of it once.
-_SOME_FRESHNESS = {"batch_boundary": None, "speed": {
+_SOME_FRESHNESS = {"batch_boundary": None, "batch_gaps": [], "speed": {
     "processed_through": None, "lag_records": None, "lag_seconds": None, "stalled": False, "stalled_since": None,
     "last_progress": None, "last_report": None, "measured_at": "1970-01-01T00:00:00+00:00", "problem": None}}
 

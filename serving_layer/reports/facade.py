@@ -2,7 +2,8 @@
 
 A report is the Lambda merge: buckets that end at or before the site's batch boundary come
 from the batch views (exact, ``final``); later buckets come from the speed views (minute
-buckets merged up to the requested granularity, ``final: false``). Unique visitors of a
+buckets merged up to the requested granularity, ``final: false``). The boundary cannot pass
+a day no batch run computed (a gap): an answer lists the gaps in its range (``gaps``). Unique visitors of a
 merged bucket or of the totals are the union of HLL sketches, never a sum.
 
 Filters (``views.filters``) are answered from the views where one dimension's view holds
@@ -57,6 +58,7 @@ class ReportError(ValueError):
 
 class ViewStore(Protocol):
     def boundary(self, site: str) -> datetime | None: ...
+    def gaps(self, site: str) -> tuple[date, ...]: ...
     def rows(self, table: str, site: str, granularity: str, start: datetime, end: datetime,
              view: str = ...) -> list[Any]: ...
 
@@ -115,6 +117,21 @@ class _Series:
     split: datetime
     computed_from: str
     unavailable: dict[str, str]
+    gaps: list[date]
+
+    def final(self, t: datetime, zone: ZoneInfo) -> bool:
+        """Whether the bucket starting at ``t`` is final: before the boundary, not in a gap."""
+        return self.boundary is not None and t < self.split and t.astimezone(zone).date() not in self.gaps
+
+
+def _gaps_in(store: ViewStore, site: str, first: datetime, end: datetime, tz: str) -> list[date]:
+    """The site's gaps (days no batch run computed, though a later one was) among the days
+    of its zone that [first, end) touches. Normally after the boundary; one before it (a
+    backfill found events before the days computed so far) comes from batch views the
+    boundary never waited for, so it is not final either."""
+    zone = ZoneInfo(tz)
+    lo, hi = first.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone).date()
+    return [d for d in store.gaps(site) if lo <= d <= hi]
 
 
 def _bucket_starts(start: datetime, end: datetime, granularity: str, tz: str) -> list[datetime]:
@@ -141,8 +158,9 @@ def _series(store: Sources, site: str, metrics: list[str], start: datetime, end:
     first = starts[0]
     boundary = store.boundary(site)
     split = _split_at(boundary, first, end, granularity, tz)
+    gaps = _gaps_in(store, site, first, end, tz)
     if answered_on_demand(filters):
-        return _series_on_demand(store, site, metrics, starts, end, boundary, split, filters)
+        return _series_on_demand(store, site, metrics, starts, end, boundary, split, filters, gaps)
     view, keep, unavailable = TRAFFIC_VIEW, None, {}
     if filters:
         f = filters[0]
@@ -163,11 +181,12 @@ def _series(store: Sources, site: str, metrics: list[str], start: datetime, end:
     for acc in buckets.values():
         if not acc.empty:
             total.merge(acc)  # a bucket's own visitors (exact, or one union) stand for it in the union
-    return _Series(starts, buckets, total, boundary, split, "views", unavailable)
+    return _Series(starts, buckets, total, boundary, split, "views", unavailable, gaps)
 
 
 def _series_on_demand(store: Sources, site: str, metrics: list[str], starts: list[datetime], end: datetime,
-                      boundary: datetime | None, split: datetime, filters: Sequence[Filter]) -> _Series:
+                      boundary: datetime | None, split: datetime, filters: Sequence[Filter], gaps: list[date]
+                      ) -> _Series:
     scope = Scope(site, starts[0], end, tuple(filters), store.site_goals(site))
     try:
         counted, total = on_demand.bucket_counts(store.archive, scope, starts, store.max_archive_events)
@@ -176,7 +195,7 @@ def _series_on_demand(store: Sources, site: str, metrics: list[str], starts: lis
     buckets = {t: Measures.counted(values) for t, values in counted.items()}
     why = "computed from the archive, which counts events, not sessions"
     unavailable = {m: why for m in metrics if m in MEASURES and m not in on_demand.MEASURES_ANSWERED}
-    return _Series(starts, buckets, Measures.counted(total), boundary, split, "archive", unavailable)
+    return _Series(starts, buckets, Measures.counted(total), boundary, split, "archive", unavailable, gaps)
 
 
 def _iso(t: datetime | None, zone: ZoneInfo) -> str | None:
@@ -195,7 +214,7 @@ def traffic_report(store: Sources, site: str, metrics: list[str], start: datetim
         raise ReportError(f"compare must be one of {', '.join(COMPARISONS)}", "compare")
     zone = ZoneInfo(tz)
     s = _series(store, site, metrics, start, end, granularity, tz, filters)
-    out_buckets = [{"start": t.astimezone(zone).isoformat(), "final": s.boundary is not None and t < s.split,
+    out_buckets = [{"start": t.astimezone(zone).isoformat(), "final": s.final(t, zone),
                     **s.buckets.get(t, Measures()).values(metrics, s.unavailable)} for t in s.starts]
     answer: dict[str, Any] = {
         "site": site,
@@ -209,6 +228,7 @@ def traffic_report(store: Sources, site: str, metrics: list[str], start: datetim
         "computed_from": s.computed_from,
         "buckets": out_buckets,
         "totals": s.total.values(metrics, s.unavailable),
+        "gaps": [d.isoformat() for d in s.gaps],
     }
     if s.unavailable:
         answer["unavailable"] = s.unavailable
@@ -256,10 +276,11 @@ def _comparison(store: Sources, site: str, metrics: list[str], start: datetime, 
         "from": p.starts[0].astimezone(zone).isoformat(),
         "to": p_end.astimezone(zone).isoformat(),
         "computed_from": p.computed_from,
-        "buckets": [{"start": t.astimezone(zone).isoformat(), "final": p.boundary is not None and t < p.split,
+        "buckets": [{"start": t.astimezone(zone).isoformat(), "final": p.final(t, zone),
                      **p.buckets.get(t, Measures()).values(metrics, p.unavailable)} for t in p.starts],
         "totals": previous_totals,
         "change": {m: change(totals.get(m), previous_totals.get(m)) for m in metrics},
+        "gaps": [d.isoformat() for d in p.gaps],
     }
 
 
@@ -306,6 +327,7 @@ def breakdown_report(store: Sources, site: str, dimension: str, metrics: list[st
     first = bucket_start(start, "hour", tz)
     boundary = store.boundary(site)
     split = _split_at(boundary, first, end, "hour", tz)
+    gaps = _gaps_in(store, site, first, end, tz)
     on_views = not answered_on_demand(filters, dimension)
     if on_views:
         values, site_visitors = _values_from_views(store, site, dimension, first, split, end, tz, filters,
@@ -347,7 +369,8 @@ def breakdown_report(store: Sources, site: str, dimension: str, metrics: list[st
         "timezone": tz,
         "dimension": dimension,
         "boundary": _iso(boundary, zone),
-        "final": boundary is not None and split >= end,
+        "final": boundary is not None and split >= end and not gaps,
+        "gaps": [d.isoformat() for d in gaps],
         "from": first.astimezone(zone).isoformat(),
         "to": end.astimezone(zone).isoformat(),
         "metrics": metrics,

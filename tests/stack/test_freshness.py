@@ -40,6 +40,7 @@ def test_reports_say_how_far_the_speed_layer_has_got(speed_layer, collector_url,
     assert datetime.fromisoformat(speed["last_progress"]) >= newest
     report = api.get(f"{serving_url}/api/v1/sites/{site}/report", timeout=30).json()
     assert report["freshness"]["batch_boundary"] is None  # no batch run yet: nothing final
+    assert report["freshness"]["batch_gaps"] == []
 
 
 def test_a_speed_layer_that_does_not_read_is_stalled(stack, serving_app, new_site):
@@ -69,7 +70,7 @@ def test_dashboards_receive_the_freshness(serving_url, admin_token, new_site):
         socket.subscribe(site)
         wait_for("a freshness push", lambda: socket.got("freshness"), timeout=15, interval=0.2)
         pushed = socket.got("freshness")[0]
-        assert pushed["site"] == site and set(pushed["freshness"]) == {"batch_boundary", "speed"}
+        assert pushed["site"] == site and set(pushed["freshness"]) == {"batch_boundary", "batch_gaps", "speed"}
         assert "lag_records" in pushed["freshness"]["speed"]
     finally:
         socket.close()
