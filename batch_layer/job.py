@@ -23,7 +23,9 @@ from pyspark.sql import functions as F
 
 from batch_layer.days import COPIES, classified, day_sessions, day_views, deduplicated, read_days, session_span
 from batch_layer.drift import record_drift
+from batch_layer.validation import DayValidator
 from batch_layer.writer import DayTotals, ViewSink, ViewWriter
+from infra import master
 from store.boundary import Boundaries, day_spans
 from store.registry import Registry
 from views.catalogue import DEFAULT_SESSION_GAP, GRANULARITIES, local_day_bounds
@@ -43,13 +45,21 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
     if not sites:
         log.info("%s: no site to recompute", day)
         return {}
-    with ViewWriter(session, keyspace, now) as writer:
-        per_site = compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, writer)
+    validator = DayValidator(day, sites)
+    # One version of the master dataset, recorded with the run: commits after it are late data.
+    version = master.current_version(master_dir)
+    with ViewWriter(session, keyspace, now, on_rows=validator) as writer:
+        per_site = compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, writer, version)
+    # Before anything records the day as computed: a run that fails here is retried, and
+    # readers keep what they had (the boundary does not pass the day).
+    validator.check(site for site, (events, _) in per_site.items() if events)
+    log.info("%s: the views of %d sites pass validation", day, len(sites))
 
     # A site's first day (registration, in its zone) is where its days must start being final.
     registered = {row.site: row.created_at for row in Registry(session, keyspace).sites()}
     boundaries = Boundaries(session, keyspace)
-    boundaries.record_run(day, {site: per_site.get(site, (0, 0)) for site in set(sites) | set(per_site)}, now)
+    boundaries.record_run(day, {site: per_site.get(site, (0, 0)) for site in set(sites) | set(per_site)}, now,
+                          version)
     moved = boundaries.move_forward(sites, registered)
     log.info("%s: batch boundary of %d sites moved up to the end of their last day computed without a gap",
              day, len(sites))
@@ -75,12 +85,14 @@ def dry_run_day(spark: SparkSession, session: Session, keyspace: str, master_dir
 
 
 def compute_day(spark: SparkSession, session: Session, keyspace: str, master_dir: str, day: date,
-                sites: dict[str, str], session_gap: str, writer: ViewSink) -> dict[str, tuple[int, int]]:
-    """Compute every view of ``day`` for ``sites`` and hand each frame to ``writer``.
-    Returns per site its (events, duplicates) of the day."""
+                sites: dict[str, str], session_gap: str, writer: ViewSink, version: int | None = None
+                ) -> dict[str, tuple[int, int]]:
+    """Compute every view of ``day`` for ``sites`` from the master dataset at ``version``
+    (default: its current one) and hand each frame to ``writer``. Returns per site its
+    (events, duplicates) of the day."""
     # One read serves the day's event views and the sessions of the day and the day before.
     domains = {row.site: frozenset(row.domains or ()) for row in Registry(session, keyspace).sites()}
-    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites, domains)
+    events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites, domains, version)
     if events is None:
         log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
         return {}

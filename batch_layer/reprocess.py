@@ -2,6 +2,8 @@
 
     spark-submit batch_layer/reprocess.py --first 2026-11-01 --last 2026-11-07 [--sites a,b] [--dry-run]
         [--run-id ID]
+    spark-submit batch_layer/reprocess.py --site-days "2026-11-02:a,b;2026-11-03:c"
+        exactly those site-days (what the late-data DAG submits)
 
 Every day of the range, for every site given (default: every registered site) where that
 day has ended (+ grace) in the site's zone, is recomputed as the nightly run does it
@@ -22,7 +24,7 @@ import time
 from datetime import date, datetime, timezone
 
 from batch_layer.job import dry_run_day, run_day
-from batch_layer.schedule import PlanError, plan_range, utcnow
+from batch_layer.schedule import PlanError, plan_range, plan_site_days, utcnow
 from batch_layer.writer import DAY_MEASURES
 from infra.clients import cassandra_session
 from infra.settings import Settings, load_settings
@@ -35,15 +37,30 @@ def _sites(value: str) -> list[str]:
     return sorted({s.strip() for s in value.split(",") if s.strip()})
 
 
+def _site_days(value: str) -> dict[date, list[str]]:
+    out: dict[date, list[str]] = {}
+    for part in filter(None, value.split(";")):
+        day, _, sites = part.partition(":")
+        try:
+            out[date.fromisoformat(day.strip())] = _sites(sites)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not DAY:SITE,SITE") from None
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Recompute exactly the given site-days from the master dataset.")
-    parser.add_argument("--first", type=date.fromisoformat, required=True, help="first day, YYYY-MM-DD")
-    parser.add_argument("--last", type=date.fromisoformat, required=True, help="last day, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--first", type=date.fromisoformat, help="first day, YYYY-MM-DD")
+    parser.add_argument("--last", type=date.fromisoformat, help="last day, YYYY-MM-DD (inclusive)")
+    parser.add_argument("--site-days", type=_site_days, help="instead of a range: DAY:SITE,SITE;DAY:SITE...")
     parser.add_argument("--sites", type=_sites, default=[], help="comma-separated site ids (default: every site)")
     parser.add_argument("--dry-run", action="store_true", help="write nothing; report stored vs recomputed totals")
     parser.add_argument("--run-id", default="", help="the report's id (the Airflow run id); default: now")
     # Airflow's templated arguments leave an empty string where an option is left out.
-    return parser.parse_args([a for a in (sys.argv[1:] if argv is None else argv) if a])
+    args = parser.parse_args([a for a in (sys.argv[1:] if argv is None else argv) if a])
+    if args.site_days is None and (args.first is None or args.last is None):
+        parser.error("give --first and --last, or --site-days")
+    return args
 
 
 def compare(day: date, sites: dict[str, str], recomputed: dict[str, dict[str, int]], reports: ReprocessReports
@@ -74,7 +91,10 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         zones = Registry(session, keyspace).site_zones()
         try:
-            ready, waiting = plan_range(zones, args.first, args.last, args.sites, utcnow())
+            if args.site_days is not None:
+                ready, waiting = plan_site_days(zones, args.site_days, utcnow())
+            else:
+                ready, waiting = plan_range(zones, args.first, args.last, args.sites, utcnow())
         except PlanError as exc:
             log.error("%s", exc)
             return 2
@@ -85,7 +105,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         run_id = args.run_id or datetime.now(timezone.utc).strftime("manual__%Y-%m-%dT%H:%M:%S")
         log.info("%s %d site-days over %d days (%s..%s)%s", "dry run of" if args.dry_run else "recomputing",
-                 sum(len(s) for s in ready.values()), len(ready), args.first, args.last,
+                 sum(len(s) for s in ready.values()), len(ready), min(ready), max(ready),
                  f", report {run_id}" if args.dry_run else "")
         spark = get_session(settings, "parallax-reprocess", batch=True)
         reports = ReprocessReports(session, keyspace)

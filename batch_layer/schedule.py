@@ -65,3 +65,16 @@ def plan_range(zones: dict[str, str], first: date, last: date, sites: list[str],
         if not_yet:
             waiting.append((day, not_yet))
     return ready, waiting
+
+
+def plan_site_days(zones: dict[str, str], site_days: dict[date, list[str]], now: datetime
+                   ) -> tuple[dict[date, list[str]], list[tuple[date, list[str]]]]:
+    """``plan_range`` for an explicit list of site-days (sites no longer registered left out)."""
+    ready, waiting = {}, []
+    for day, sites in sorted(site_days.items()):
+        done, not_yet = sites_with_day_ended({s: zones[s] for s in sites if s in zones}, day, now)
+        if done:
+            ready[day] = done
+        if not_yet:
+            waiting.append((day, not_yet))
+    return ready, waiting

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,8 +29,11 @@ class ViewWriter:
     while Cassandra takes the last one. Leaving the ``with`` block waits for every write
     and raises the first failure (each write retries while Cassandra is away)."""
 
-    def __init__(self, session: Session, keyspace: str, now: datetime) -> None:
-        self.writes, self.now = ViewWrites(session, keyspace), now
+    def __init__(self, session: Session, keyspace: str, now: datetime,
+                 on_rows: Callable[[list[dict[str, Any]], str, str], None] | None = None) -> None:
+        """``on_rows(rows, granularity, kind)`` sees every frame's rows before they are
+        written (the run's validation)."""
+        self.writes, self.now, self.on_rows = ViewWrites(session, keyspace), now, on_rows
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-view-writer")
         self._pending: list[Future[int]] = []
 
@@ -38,6 +42,8 @@ class ViewWriter:
         t0 = time.perf_counter()
         rows = [r.asDict() for r in view.collect()]
         log.info("%s: %d rows computed in %.1fs", what, len(rows), time.perf_counter() - t0)
+        if self.on_rows is not None:
+            self.on_rows(rows, granularity, kind)
         self._pending.append(self._pool.submit(self._upsert, rows, granularity, kind, what))
 
     def _upsert(self, rows: list[dict[str, Any]], granularity: str, kind: str, what: str) -> int:

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
@@ -152,6 +153,16 @@ class TopicReader:
 
     def end_offsets(self) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in self.consumer.end_offsets(self.parts).items()}
+
+    def first_offsets_from(self, at: datetime) -> dict[int, int]:
+        """Per partition, the first offset of a record Kafka received at or after ``at``
+        (the partition's end where none was): every record before it came earlier."""
+        found = self.consumer.offsets_for_times({tp: int(at.timestamp() * 1000) for tp in self.parts})
+        ends = self.consumer.end_offsets(self.parts)
+        return {tp.partition: (found[tp].offset if found.get(tp) is not None else ends[tp]) for tp in self.parts}
+
+    def beginning_offsets(self) -> dict[int, int]:
+        return {tp.partition: offset for tp, offset in self.consumer.beginning_offsets(self.parts).items()}
 
     def seek_to_end(self) -> TopicReader:
         for tp, offset in self.consumer.end_offsets(self.parts).items():

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deltalake import DeltaTable
+
 if TYPE_CHECKING:  # infra is imported by light processes too: Spark is the caller's
     from pyspark.sql import DataFrame, SparkSession
 
@@ -38,9 +40,21 @@ def is_legacy(path: str | Path) -> bool:
     return not table_exists(path) and ((path / FILE_SINK_LOG).is_dir() or any(path.glob("date=*")))
 
 
-def read_table(spark: SparkSession, path: str | Path) -> DataFrame:
-    """The table's current version."""
-    return spark.read.format(FORMAT).load(str(path))
+def current_version(path: str | Path) -> int | None:
+    """The table's newest version (read from its log, without Spark); None before its
+    first commit."""
+    if not table_exists(path):
+        return None
+    return DeltaTable(str(path)).version()
+
+
+def read_table(spark: SparkSession, path: str | Path, version: int | None = None) -> DataFrame:
+    """The table at ``version`` (default: its current version). A batch run reads one
+    version, recorded with the run: what was committed after it is the run's late data."""
+    reader = spark.read.format(FORMAT)
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(str(path))
 
 
 def append_events(events: DataFrame, path: str | Path) -> None:

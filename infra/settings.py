@@ -103,6 +103,16 @@ class SparkSettings(BaseSettings):
     session_gap: str = Field("30 minutes", validation_alias="PARALLAX_SESSION_GAP")
 
 
+class BatchSettings(BaseSettings):
+    """The batch layer's runs beyond the nightly one."""
+    model_config = _env("PARALLAX_BATCH_")
+
+    # Late events (committed to the master dataset after their day's batch run) of days up
+    # to this old are recomputed by the hourly late-data DAG; older ones are counted and
+    # shown (API), and a reprocess run takes them in.
+    late_limit_days: int = Field(7, ge=0, validation_alias="PARALLAX_LATE_LIMIT_DAYS")
+
+
 class SpeedSettings(BaseSettings):
     """The speed layer's streaming queries."""
     model_config = _env("PARALLAX_SPEED_")
@@ -264,6 +274,7 @@ class Settings(BaseModel):
     kafka: KafkaSettings
     cassandra: CassandraSettings
     spark: SparkSettings
+    batch: BatchSettings
     speed: SpeedSettings
     collector: CollectorSettings
     serving: ServingSettings

@@ -18,6 +18,7 @@ from store.archive import Archive
 from store.boundary import Boundaries, BoundaryState
 from store.diagnostics import Diagnostics
 from store.incidents import Incidents
+from store.late_events import LateDay, LateEvents
 from store.notifications import Notifications
 from store.ratelimits import RateLimitHits
 from store.registry import Registry
@@ -45,6 +46,7 @@ class ServingStore:
         self.accounts = Accounts(session, keyspace)
         self.rate_limit_hits = RateLimitHits(session, keyspace)
         self.diagnostics = Diagnostics(session, keyspace)
+        self.late = LateEvents(session, keyspace)
         self.alerts = AlertRules(session, keyspace)
         self.notifications = Notifications(session, keyspace)
         self.incidents = Incidents(session, keyspace)
@@ -80,6 +82,9 @@ class ServingStore:
 
     def drift(self, site: str, day: date) -> list[dict[str, Any]]:
         return self.diagnostics.drift(site, day)
+
+    def late_events(self, site: str) -> list[LateDay]:
+        return self.late.pending(site)
 
     def dropped_late(self, day: date) -> dict[str, int]:
         return self.diagnostics.dropped(day)

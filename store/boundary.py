@@ -111,15 +111,17 @@ class Boundaries(Tables):
             out[site] = BoundaryState(boundary, None, gaps)
         return out
 
-    def record_run(self, day: date, counts: Mapping[str, tuple[int, int]], at: datetime) -> None:
+    def record_run(self, day: date, counts: Mapping[str, tuple[int, int]], at: datetime,
+                   archive_version: int | None = None) -> None:
         """One row per site of a batch run of ``day``: its events and duplicates; and the day
-        among the site's computed days."""
+        among the site's computed days, with the master dataset's version the run read
+        (what was committed after it is late data, ``batch_layer.late_data``)."""
         upsert(self.session, self.statement(
             "INSERT INTO {ks}.batch_runs (day, site, events, duplicates, finished_at) VALUES (?, ?, ?, ?, ?)"),
             [(day, site, events, duplicates, at) for site, (events, duplicates) in sorted(counts.items())])
         upsert(self.session, self.statement(
-            "INSERT INTO {ks}.batch_days (site, day, events, finished_at) VALUES (?, ?, ?, ?)"),
-            [(site, day, events, at) for site, (events, _) in sorted(counts.items())])
+            "INSERT INTO {ks}.batch_days (site, day, events, finished_at, archive_version) VALUES (?, ?, ?, ?, ?)"),
+            [(site, day, events, at, archive_version) for site, (events, _) in sorted(counts.items())])
         upsert(self.session, self.statement("UPDATE {ks}.batch_boundary SET last_run_at = ? WHERE site = ?"),
                [(at, site) for site in sorted(counts)])
 

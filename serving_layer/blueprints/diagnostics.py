@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 
 from serving_layer.access import Access
@@ -43,6 +43,20 @@ class Dropped(BaseModel):
     dropped: dict[str, int]
 
 
+class LateDayAnswer(BaseModel):
+    day: str = Field(description="the day, in the site's time zone")
+    events: int = Field(description="events committed after the day's last batch run")
+    newest_commit: str
+    status: str = Field(description="recomputing: the hourly late-data DAG takes it in; too_old: older than the "
+                                    "limit, a reprocess run takes it in")
+
+
+class LateEventsAnswer(BaseModel):
+    site: str
+    limit_days: int
+    days: list[LateDayAnswer]
+
+
 class Health(BaseModel):
     status: str
 
@@ -60,6 +74,19 @@ def drift(site: str) -> Response:
         m["difference"] = m["speed"] - m["batch"]
         m["relative"] = m["difference"] / m["batch"] if m["batch"] else None
     return jsonify(site=site, day=day.isoformat(), computed=bool(measures), measures=measures)
+
+
+@endpoint(bp, "GET", "/sites/<site>/late-events", Access.SITE_VIEWER, ok=LateEventsAnswer, tags=["diagnostics"])
+def late_events(site: str) -> Response:
+    """The site's days whose batch views miss events the master dataset received after the
+    day was computed: those up to the limit are being recomputed (hourly), older ones wait
+    for a reprocess run."""
+    s, tz = site_zone(site)
+    limit = current_app.extensions["parallax.settings"].batch.late_limit_days
+    oldest = datetime.now(ZoneInfo(tz)).date() - timedelta(days=limit)
+    days = [{"day": d.day.isoformat(), "events": d.events, "newest_commit": d.newest_commit.isoformat(),
+             "status": "recomputing" if d.day >= oldest else "too_old"} for d in s.late_events(site)]
+    return jsonify(site=site, limit_days=limit, days=days)
 
 
 @endpoint(bp, "GET", "/speed/dropped", Access.ADMIN, query=DayQuery, ok=Dropped, tags=["diagnostics"])

@@ -1,6 +1,7 @@
 """The DAG folder imports cleanly and the nightly DAG is what ops expect."""
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import jinja2
@@ -31,7 +32,11 @@ def test_dags_import_without_errors(dagbag):
 
 def test_nightly_dag_submits_the_batch_job(dagbag):
     dag = dagbag.get_dag("parallax_nightly")
-    (task,) = dag.tasks
+    assert {t.task_id for t in dag.tasks} == {"archive_complete", "daily_views"}
+    task = dag.get_task("daily_views")
+    assert task.upstream_task_ids == {"archive_complete"}  # the archive is checked first
+    assert dag.get_task("archive_complete").mode == "poke" and dag.get_task("archive_complete").timeout > 0
+    assert dag.timetable.summary == "15 * * * *"
     assert task.task_type == "SparkSubmitOperator"
     assert task.application.endswith("batch_layer/daily_views.py")
     assert dag.catchup is False
@@ -47,7 +52,7 @@ def test_job_arguments_for_scheduled_and_manual_runs(dagbag, params, expected):
     batch job's parser accepts exactly what the template renders."""
     from airflow.sdk.execution_time import macros  # noqa: PLC0415 -- see above
 
-    (task,) = dagbag.get_dag("parallax_nightly").tasks
+    task = dagbag.get_dag("parallax_nightly").get_task("daily_views")
     context = {"params": {"day": None, **params}, "macros": macros,
                "data_interval_start": pendulum.datetime(2026, 11, 22, 5, 15, tz="UTC"),
                "data_interval_end": pendulum.datetime(2026, 11, 22, 6, 15, tz="UTC")}
@@ -81,3 +86,16 @@ def test_reprocess_arguments_parse(dagbag, params, sites, dry_run):
     args = parse_reprocess_args([jinja2.Template(a).render(**context) for a in recompute.application_args])
     assert (str(args.first), str(args.last), args.sites, args.dry_run, args.run_id) == \
         ("2026-11-01", "2026-11-07", sites, dry_run, "manual__x")
+
+
+def test_the_archive_must_be_complete_up_to_the_days_end_plus_grace(dagbag):
+    from dags.parallax_nightly import archive_deadline  # noqa: PLC0415 -- see above
+
+    now = datetime(2026, 11, 22, 20, 0, tzinfo=UTC)
+    interval_end = datetime(2026, 11, 22, 6, 15, tzinfo=UTC)
+    zones = {"a": "Europe/Paris", "b": "America/Los_Angeles"}
+    assert archive_deadline(None, interval_end, zones, now) == interval_end
+    # 2026-11-20 ended last in Los Angeles (08:00 UTC on the 21st), plus the grace.
+    assert archive_deadline(date(2026, 11, 20), interval_end, zones, now) == datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
+    # A day not over everywhere yet: what Kafka has received until now.
+    assert archive_deadline(date(2026, 11, 22), interval_end, zones, now) == now

@@ -32,3 +32,14 @@ def test_only_the_sites_asked():
 def test_a_range_or_site_that_cannot_be_is_refused_with_its_reason(first, last, sites, message):
     with pytest.raises(PlanError, match=message.replace("(", r"\(").replace(")", r"\)")):
         plan_range(ZONES, first, last, sites, datetime(2026, 12, 1, tzinfo=UTC))
+
+
+def test_the_late_data_dags_site_days_reach_the_job_intact():
+    from batch_layer.late_data import site_days_arg  # noqa: PLC0415 -- the job's module loads PySpark's API
+    from batch_layer.reprocess import parse_args  # noqa: PLC0415
+
+    args = parse_args(["--site-days=2026-11-02:b,a;2026-11-03:c"])
+    assert args.site_days == {date(2026, 11, 2): ["a", "b"], date(2026, 11, 3): ["c"]}
+    assert parse_args([f"--site-days={site_days_arg(args.site_days)}"]).site_days == args.site_days
+    with pytest.raises(SystemExit):
+        parse_args([])  # a range or site-days
