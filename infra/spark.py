@@ -74,7 +74,8 @@ def session_conf(settings: Settings, *, batch: bool = False) -> dict[str, str]:
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.driver.extraJavaOptions": DRIVER_JAVA_OPTIONS,
         "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
+        # A batch job's stages and their tasks done, as lines in its log (the Airflow task's).
+        "spark.ui.showConsoleProgress": "true" if batch else "false",
         # All buckets are UTC instants; the session time zone must not depend on the host.
         "spark.sql.session.timeZone": "UTC",
         # Streaming: a few shuffle partitions keep micro-batches quick on 2 cores (and are

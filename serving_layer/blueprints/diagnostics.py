@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, Field
 
 from serving_layer.access import Access
@@ -87,6 +88,25 @@ def late_events(site: str) -> Response:
     days = [{"day": d.day.isoformat(), "events": d.events, "newest_commit": d.newest_commit.isoformat(),
              "status": "recomputing" if d.day >= oldest else "too_old"} for d in s.late_events(site)]
     return jsonify(site=site, limit_days=limit, days=days)
+
+
+@endpoint(bp, "GET", "/metrics", Access.ADMIN, tags=["diagnostics"])
+def metrics() -> Response:
+    """Prometheus metrics of the batch side (admins; scrape with a token): per site, the late
+    events its batch views miss, by status (``recomputing`` or ``too_old``)."""
+    s = store()
+    limit = current_app.extensions["parallax.settings"].batch.late_limit_days
+    registry = CollectorRegistry()
+    late = Gauge("parallax_late_events", "Events committed to the master dataset after their day's batch run, "
+                 "not yet taken in by a run", ["site", "status"], registry=registry)
+    for site, tz in s.registry.site_zones().items():
+        oldest = datetime.now(ZoneInfo(tz)).date() - timedelta(days=limit)
+        counts = {"recomputing": 0, "too_old": 0}
+        for d in s.late_events(site):
+            counts["recomputing" if d.day >= oldest else "too_old"] += d.events
+        for status, n in counts.items():
+            late.labels(site, status).set(n)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
 @endpoint(bp, "GET", "/speed/dropped", Access.ADMIN, query=DayQuery, ok=Dropped, tags=["diagnostics"])

@@ -46,7 +46,7 @@ EXPECTED: dict[str, Access] = {
     "reports.realtime": Access.SITE_VIEWER,
     "exports.export_report": Access.SITE_ANALYST, "exports.export_breakdown": Access.SITE_ANALYST,
     "diagnostics.drift": Access.SITE_VIEWER, "diagnostics.speed_dropped": Access.ADMIN,
-    "diagnostics.late_events": Access.SITE_VIEWER,
+    "diagnostics.late_events": Access.SITE_VIEWER, "diagnostics.metrics": Access.ADMIN,
     "alerts.list_rules": Access.SITE_VIEWER, "alerts.rule_detail": Access.SITE_VIEWER,
     "alerts.add_rule": Access.SITE_ANALYST, "alerts.remove_rule": Access.SITE_ANALYST,
     "alerts.rule_deliveries": Access.SITE_ANALYST,

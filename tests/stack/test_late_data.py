@@ -64,6 +64,9 @@ def test_late_events_are_found_counted_and_folded_in(stack, spark, cassandra, re
     answer = api.get(f"/api/v1/sites/{site}/late-events").get_json()
     assert answer["limit_days"] == 7
     assert [(d["day"], d["events"], d["status"]) for d in answer["days"]] == [(OLD.isoformat(), 3, "too_old")]
+    metrics = api.get("/api/v1/metrics").get_data(as_text=True)
+    assert f'parallax_late_events{{site="{site}",status="too_old"}} 3.0' in metrics
+    assert f'parallax_late_events{{site="{site}",status="recomputing"}} 0.0' in metrics
 
     # Nothing new: the run stops at find_late, the views stay.
     before = day_totals(cassandra, ks, site, "UTC", RECENT)
