@@ -3,7 +3,8 @@
 Recipe: read the day's events -- day D of each site in the site's own time zone, so the
 UTC date partitions D-1..D+1 of the master dataset -- -> deduplicate by event_id -> the same
 ``views.transforms`` the speed layer runs, with exact unique counts (``batch_layer.days``)
--> upsert ``batch_views`` for every granularity (``batch_layer.writer``) -> record the run
+-> upsert ``batch_views`` for every granularity, then remove the site-days' rows the run
+did not write again (``batch_layer.writer``, ``batch_layer.replace``) -> record the run
 -> move each site's batch boundary past the day, last, so that a reader never sees half a
 day, and only if every day since the site's first was computed (a gap holds it, and is
 logged) -> the drift record (``batch_layer.drift``).
@@ -48,7 +49,8 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
     validator = DayValidator(day, sites)
     # One version of the master dataset, recorded with the run: commits after it are late data.
     version = master.current_version(master_dir)
-    with ViewWriter(session, keyspace, now, on_rows=validator) as writer:
+    # The site-days' rows are replaced wholesale: those the run does not write again go.
+    with ViewWriter(session, keyspace, now, on_rows=validator, replace=(day, sites)) as writer:
         per_site = compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, writer, version)
     # Before anything records the day as computed: a run that fails here is retried, and
     # readers keep what they had (the boundary does not pass the day).

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from cli import accounts, alerts, archive, reprocess, services, sites, sources, stack, traffic
+from cli import accounts, alerts, archive, erasure, reprocess, services, sites, sources, stack, traffic
 from cli.common import fail
 from cli.invalid import invalid
 from infra import airflow_env
@@ -43,7 +43,7 @@ def show_settings(settings: Settings) -> None:
 for command in (stack.stack, sites.site, sites.goal, services.collect, services.serve, services.speed, services.tail,
                 services.batch, services.alerting, alerts.alert, invalid, sources.sources, accounts.user,
                 accounts.member, accounts.token, traffic.demo, traffic.generate, traffic.watch, archive.archive,
-                reprocess.reprocess):
+                reprocess.reprocess, erasure.erase, erasure.erasures):
     main.add_command(command)
 
 

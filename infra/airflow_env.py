@@ -54,6 +54,19 @@ def migrate_db(settings: Settings) -> None:
         raise proc.ServiceError(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
 
 
+def trigger_dag(settings: Settings, dag_id: str, conf: dict, timeout: float = 180) -> tuple[bool, str]:
+    """Trigger a run of ``dag_id`` with ``conf`` through Airflow's own command (it writes the
+    run into Airflow's database; the scheduler starts it). (whether it did, what Airflow said)."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "airflow", "dags", "trigger", dag_id, "--conf",
+                                 json.dumps(conf)], env={**os.environ, **airflow_env(settings)}, capture_output=True,
+                                text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    said = (result.stdout + result.stderr).strip().splitlines()
+    return result.returncode == 0, said[-1] if said else ""
+
+
 # What `airflow standalone` runs, started one by one: standalone gives no way to stop its
 # log servers, which listen on every interface, and nothing here may bind beyond 127.0.0.1.
 # With the LocalExecutor on one machine the API server reads task logs from local files,

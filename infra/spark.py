@@ -35,11 +35,12 @@ DELTA_VERSION = "4.4.0"
 # Delta's settings for every table it creates (the master dataset): deletes and compactions
 # rewrite whole files (no deletion vectors), so a file the log lists holds exactly its rows
 # and the serving layer's DuckDB reads the listed files as they are; file statistics only
-# for the columns something prunes by (event time: late data; visitor: erasure), which
-# keeps the streaming archive's per-file cost small.
+# for the columns something prunes by (event time: late data; site), which keeps the
+# streaming archive's per-file cost small. Not visitor_id: a file's min and max visitor ids
+# would stay in the log (30 days) after an erasure deleted them, and random ids prune nothing.
 DELTA_TABLE_DEFAULTS = {
     "enableDeletionVectors": "false",
-    "dataSkippingStatsColumns": "event_time,site,visitor_id",
+    "dataSkippingStatsColumns": "event_time,site",
 }
 
 

@@ -17,6 +17,7 @@ from store.alerts import AlertRules
 from store.archive import Archive
 from store.boundary import Boundaries, BoundaryState
 from store.diagnostics import Diagnostics
+from store.erasures import Erasures
 from store.incidents import Incidents
 from store.late_events import LateDay, LateEvents
 from store.notifications import Notifications
@@ -50,6 +51,7 @@ class ServingStore:
         self.alerts = AlertRules(session, keyspace)
         self.notifications = Notifications(session, keyspace)
         self.incidents = Incidents(session, keyspace)
+        self.erasures = Erasures(session, keyspace)
         self.archive, self.max_archive_events = archive, max_archive_events
 
     def archive_version(self) -> int:

@@ -1,17 +1,20 @@
 """What admins manage: users (a generated password is shown once; an admin can require a
-second factor) and who may see each site, as what."""
+second factor), who may see each site, as what, and erasure requests."""
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime, timezone
+from typing import Annotated, Literal
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 
+from schemas import SITE_ID
 from serving_layer.access import Access, require_principal
-from serving_layer.api import API_PREFIX, Body, endpoint, no_content
+from serving_layer.api import API_PREFIX, Body, Query, endpoint, no_content
 from serving_layer.errors import ApiError
 from serving_layer.params import site_zone, store
 from store.accounts import ROLES, AccountError, User, generate_password
+from store.erasures import MAX_NOTE, MAX_VISITOR_IDS, STATUSES, VISITOR_ID, ErasureError
 
 bp = Blueprint("admin", __name__, url_prefix=API_PREFIX)
 
@@ -140,3 +143,81 @@ def revoke(site: str, email: str) -> Response:
     if not store().accounts.revoke(email, site):
         raise ApiError(404, f"{email!r} is not a member of site {site!r}")
     return no_content()
+
+
+VisitorId = Annotated[str, Field(pattern=VISITOR_ID.pattern)]
+
+
+class NewErasure(Body):
+    visitor_ids: list[VisitorId] = Field(min_length=1, max_length=MAX_VISITOR_IDS,
+                                         description="the data subject's visitor ids (1-64 letters, digits, '_' "
+                                                     "or '-' each)")
+    site: str | None = Field(None, pattern=SITE_ID.pattern, description="only this site's events; default: every "
+                                                                         "site's")
+    note: str = Field("", max_length=MAX_NOTE, description="why, for the record (a ticket, a reference)")
+
+
+class ErasureInfo(BaseModel):
+    id: str
+    requested_by: str
+    requested_at: str
+    visitor_ids: list[str]
+    site: str | None
+    note: str
+    status: Literal[STATUSES]  # type: ignore[valid-type]
+    run_id: str | None = Field(description="the Airflow run that took it last")
+    attempts: int
+    started_at: str | None
+    site_days: dict[str, list[str]] = Field(description="per site, the days (its zone) the visitors' events were on")
+    events_removed: int | None = Field(description="events removed from the master dataset (archived copies "
+                                                   "included)")
+    delete_version: int | None = Field(description="the master dataset's version its last delete committed")
+    recomputed: dict[str, list[str]] = Field(description="per site, the days whose batch views were recomputed")
+    waiting: dict[str, list[str]] = Field(description="per site, the days not ended then: the nightly run computes "
+                                                      "them without the events")
+    finished_at: str | None
+    error: str | None
+
+
+class ErasureList(BaseModel):
+    erasures: list[ErasureInfo]
+
+
+class ErasureQuery(Query):
+    status: Literal[STATUSES] | None = None  # type: ignore[valid-type]
+    limit: int = Field(100, ge=1, le=1000)
+
+
+@endpoint(bp, "POST", "/admin/erasures", Access.ADMIN, body=NewErasure, ok=ErasureInfo, ok_status=202,
+          tags=["admin"])
+def request_erasure() -> tuple[Response, int]:
+    """Ask for visitors' events to be erased: the request is recorded (pending), and the
+    Airflow DAG `parallax_erasure` takes it within five minutes; follow it at
+    `GET /admin/erasures/ID`."""
+    body: NewErasure = request.context.json  # type: ignore[attr-defined]
+    s = store()
+    if body.site is not None and s.site_zone(body.site) is None:
+        raise ApiError(400, f"no such site: {body.site!r}", parameter="site")
+    try:
+        made = s.erasures.request(body.visitor_ids, require_principal().user.email, datetime.now(timezone.utc),
+                                  site=body.site, note=body.note)
+    except ErasureError as exc:
+        raise ApiError(400, str(exc)) from None
+    return jsonify(made.as_json()), 202
+
+
+@endpoint(bp, "GET", "/admin/erasures", Access.ADMIN, query=ErasureQuery, ok=ErasureList, tags=["admin"])
+def list_erasures() -> Response:
+    """The erasure requests, newest first."""
+    q: ErasureQuery = request.context.query  # type: ignore[attr-defined]
+    found = [r for r in store().erasures.all() if q.status is None or r.status == q.status]
+    return jsonify(erasures=[r.as_json() for r in found[:q.limit]])
+
+
+@endpoint(bp, "GET", "/admin/erasures/<request_id>", Access.ADMIN, ok=ErasureInfo, tags=["admin"])
+def erasure_detail(request_id: str) -> Response:
+    """One erasure request: its status, the events removed, the site-days recomputed."""
+    found = store().erasures.get(request_id) if len(request_id) <= 64 else None
+    if found is None:
+        raise ApiError(404, f"no erasure request {request_id!r}")
+    return jsonify(found.as_json())

@@ -42,6 +42,7 @@ EXPECTED: dict[str, Access] = {
     "admin.list_users": Access.ADMIN, "admin.add_user": Access.ADMIN, "admin.change_user": Access.ADMIN,
     "admin.remove_user": Access.ADMIN, "admin.list_members": Access.SITE_ADMIN, "admin.grant": Access.SITE_ADMIN,
     "admin.revoke": Access.SITE_ADMIN,
+    "admin.request_erasure": Access.ADMIN, "admin.list_erasures": Access.ADMIN, "admin.erasure_detail": Access.ADMIN,
     "reports.report": Access.SITE_VIEWER, "reports.breakdown": Access.SITE_VIEWER,
     "reports.realtime": Access.SITE_VIEWER,
     "exports.export_report": Access.SITE_ANALYST, "exports.export_breakdown": Access.SITE_ANALYST,
@@ -59,7 +60,7 @@ EXPECTED_EVENTS = {"connect": Access.USER, "subscribe": Access.SITE_VIEWER, "uns
 # What stands for the other parts of a path: things that do not exist, so that an allowed
 # caller's change changes nothing.
 PATH_VALUES = {"email": "ghost@example.test", "token_id": "0000000000000000", "name": "no-such-goal",
-               "rule_id": "000000000000", "rest": "alerts"}
+               "rule_id": "000000000000", "rest": "alerts", "request_id": "000000000000"}
 RANK = {"viewer": 1, "analyst": 2, "admin": 3}
 
 
