@@ -119,7 +119,7 @@ def _commits_since(master_dir: str | Path, version: int) -> list[dict]:
 
 def _tally_at(spark: SparkSession, master_dir: str | Path, version: int, day: date) -> tuple[int, int]:
     """The partition's events and the sum of their ids' hashes in ``version``."""
-    events = spark.read.format(master.FORMAT).option("versionAsOf", version).load(str(master_dir))
+    events = master.read_table(spark, master_dir, version)
     return tally(events.where(F.col(master.PARTITION) == F.lit(day))).get(day, (0, 0))
 
 
@@ -205,9 +205,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         before = args.before or datetime.now(timezone.utc).date()
         partitions = partition_files(path)
         days, later = choose(partitions, before=before, min_files=c.min_files, max_days=c.max_days)
-        log.info("%d date partitions, %s in all; %d dated before %s hold more than %d files%s", len(partitions),
+        log.info("%d date partitions, %s in all; dated before %s and over %d files: %d%s", len(partitions),
                  Files(sum(f.count for f in partitions.values()), sum(f.size for f in partitions.values())),
-                 len(days) + len(later), before, c.min_files,
+                 before, c.min_files, len(days) + len(later),
                  f"; the {len(later)} oldest wait for the next runs (at most {c.max_days} a run): "
                  f"{', '.join(map(str, later))}" if later else "")
     spark = get_session(settings, "parallax-compact", batch=True)

@@ -45,10 +45,11 @@ MAX_LISTED_REPEATS = 200_000
 
 
 def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sites: dict[str, str],
-              domains: dict[str, frozenset[str]] | None = None) -> DataFrame | None:
+              domains: dict[str, frozenset[str]] | None = None, version: int | None = None) -> DataFrame | None:
     """The events that happened from day ``first`` to day ``last`` (inclusive) in their
     site's time zone, with ``timezone`` and ``domains`` (the site's registered domains)
-    columns; None if nothing was archived yet. ``sites`` maps site -> IANA zone."""
+    columns; None if nothing was archived yet. ``sites`` maps site -> IANA zone;
+    ``version``: the table's (default: its current one)."""
     if master.is_legacy(master_dir):
         raise RuntimeError(f"the master dataset at {master_dir} is a Parquet archive of an earlier Parallax: "
                            "migrate it first (`parallax archive migrate`)")
@@ -61,7 +62,8 @@ def read_days(spark: SparkSession, master_dir: str, first: date, last: date, sit
     zones = spark.createDataFrame([(site, tz, sorted(domains.get(site, ()))) for site, tz in sites.items()],
                                   "site STRING, timezone STRING, domains ARRAY<STRING>")
     # The table's current version; the date filter selects its partitions.
-    events = master.read_table(spark, master_dir).where(F.col("date").isin(dates)).join(F.broadcast(zones), "site")
+    events = (master.read_table(spark, master_dir, version).where(F.col("date").isin(dates))
+              .join(F.broadcast(zones), "site"))
     return events.where(local_date(events).between(F.lit(first), F.lit(last)))
 
 

@@ -15,8 +15,12 @@ micro-batch takes what a live trigger collects, so the table gets the commits an
 that the live stream would have made. The table and the query's checkpoint are under
 var/bench/compaction (deleted at the end unless ``--keep``).
 
-Timed, each ``--reads`` times before and after the compaction (the best is reported, all
-are printed; the first of a kind also pays for the JVM's warm-up):
+Then the compaction: ``compact_partition`` (OPTIMIZE of the partition, and its check: the
+partition's events and id checksum at the versions before and at the commit), then the
+VACUUM (which deletes nothing here: the replaced files are minutes old, and stay a week).
+So both states of the partition stay readable, by version, and the reads of each are
+timed in ``--rounds`` rounds, the two versions taking turns (the best is reported, all are
+printed; the machine's load drifts over both alike):
 - **scan**: Spark counts the partition's events and sums their ids' hashes (every file's
   event_id column read: Delta's statistics cannot answer it);
 - **batch read**: the batch layer's read of the day, the first step of ``run_day``: read
@@ -24,10 +28,9 @@ are printed; the first of a kind also pays for the JVM's warm-up):
   reports as "read in");
 - **archive answer**: the serving layer's on-demand read (``store.archive``): delta-rs lists
   the day's files, DuckDB counts their distinct event ids.
-Then the compaction: ``compact_partition`` (OPTIMIZE of the partition, and its check: the
-partition's events and id checksum at the versions before and at the commit), then the
-VACUUM (which deletes nothing here: the replaced files are minutes old). Needs the local
-stack (`parallax stack up`) for Kafka.
+Each read must count all of the partition's events. ``--keep`` keeps the table, and
+``--reuse`` times the reads again on it. Needs the local stack (`parallax stack up`) for
+Kafka.
 """
 from __future__ import annotations
 
@@ -37,7 +40,10 @@ import shutil
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
+import pyarrow as pa
+from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -47,7 +53,7 @@ from batch_layer.migrate_archive import tally
 from bench.common import machine
 from infra.clients import create_topics, delete_topics
 from infra.master import read_table
-from infra.settings import load_settings
+from infra.settings import Settings, load_settings
 from infra.spark import get_session
 from speed_layer.queries import SpeedQueries
 from store.archive import Archive
@@ -69,14 +75,14 @@ def preload(spark: SparkSession, bootstrap: str, topic: str, n: int, seconds: in
      .option("topic", topic).option("kafka.compression.type", "lz4").save())
 
 
-def scan(spark: SparkSession, master: str) -> tuple[int, int]:
-    return tally(read_table(spark, master).where(F.col("date") == F.lit(DAY))).get(DAY, (0, 0))
+def scan(spark: SparkSession, master: str, version: int) -> tuple[int, int]:
+    return tally(read_table(spark, master, version).where(F.col("date") == F.lit(DAY))).get(DAY, (0, 0))
 
 
-def batch_read(spark: SparkSession, master: str, gap: str) -> int:
+def batch_read(spark: SparkSession, master: str, version: int, gap: str) -> int:
     """``batch_layer.job.compute_day``'s read of the day (its sites in UTC): the events."""
     sites = {f"bench-{i}": "UTC" for i in range(SITES)}
-    events = read_days(spark, master, DAY - timedelta(days=2), DAY + timedelta(days=1), sites)
+    events = read_days(spark, master, DAY - timedelta(days=2), DAY + timedelta(days=1), sites, version=version)
     archive: DataFrame = deduplicated(classified(events.where(session_span(DAY, gap)))).cache()
     try:
         day_events = archive.where(local_date(archive) == F.lit(DAY))
@@ -85,19 +91,48 @@ def batch_read(spark: SparkSession, master: str, gap: str) -> int:
         archive.unpersist()
 
 
-def archive_answer(archive: Archive) -> int:
-    """The serving layer's read of the day: its files listed, their distinct ids counted."""
-    files = archive.files_of_days(DAY, DAY)
+def archive_answer(archive: Archive, master: str, version: int) -> int:
+    """The serving layer's read of the day: its files (of ``version``) listed by delta-rs,
+    their distinct ids counted by its DuckDB."""
+    files = [Path(u) for u in DeltaTable(master, version=version).file_uris(
+        partition_filters=[("date", "=", DAY.isoformat())])]
     return archive.query(files, "SELECT count(DISTINCT event_id) FROM {events}", [], {"event_id": "VARCHAR"})[0][0]
 
 
-def timed(fn, times: int) -> tuple[float, list[float], object]:
-    runs, result = [], None
-    for _ in range(times):
-        t0 = time.perf_counter()
-        result = fn()
-        runs.append(round(time.perf_counter() - t0, 2))
-    return min(runs), runs, result
+def compaction_version(master: str) -> int:
+    """The version of the table's (last) OPTIMIZE commit."""
+    table = DeltaTable(master)
+    return max(c["version"] for c in table.history() if c["operation"] == "OPTIMIZE")
+
+
+def measure(spark: SparkSession, settings: Settings, master: str, versions: dict[str, int], rounds: int) -> dict:
+    """Each read of each version, ``rounds`` times, the versions taking turns (the first
+    alternating): the machine's load drifts over both alike."""
+    kinds = {"scan": lambda v: scan(spark, master, v)[0],
+             "batch_read": lambda v: batch_read(spark, master, v, settings.spark.session_gap)}
+    archive = Archive(Path(master), threads=2, memory_limit=settings.serving.archive_memory)
+    kinds["archive_answer"] = lambda v: archive_answer(archive, master, v)
+    runs: dict[str, dict[str, list[float]]] = {w: {k: [] for k in kinds} for w in versions}
+    try:
+        for i in range(rounds):
+            for when in (list(versions) if i % 2 == 0 else list(versions)[::-1]):
+                for kind, fn in kinds.items():
+                    t0 = time.perf_counter()
+                    events = fn(versions[when])
+                    runs[when][kind].append(round(time.perf_counter() - t0, 2))
+                    if events != events_in(master, versions[when]):
+                        raise RuntimeError(f"{kind} of {when} counted {events:,} events")
+                print(f"round {i + 1}: {when}: {json.dumps(runs[when])}", flush=True)
+    finally:
+        archive.close()
+    return runs
+
+
+def events_in(master: str, version: int) -> int:
+    """The partition's events by the table's own statistics (what each read must count)."""
+    actions = pa.table(DeltaTable(master, version=version).get_add_actions(flatten=True))
+    days, records = actions.column("partition.date").to_pylist(), actions.column("num_records").to_pylist()
+    return sum(n for d, n in zip(days, records, strict=True) if d == DAY)
 
 
 def main() -> None:
@@ -105,83 +140,85 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="events/s of the stream")
     parser.add_argument("--seconds", type=int, default=3600, help="how long the stream lasts")
     parser.add_argument("--trigger-seconds", type=int, default=30, help="the archive query's live trigger")
-    parser.add_argument("--reads", type=int, default=2, help="times each read is timed, before and after")
+    parser.add_argument("--rounds", type=int, default=3, help="times each read of each version is timed")
     parser.add_argument("--keep", action="store_true", help="keep the table under var/bench/compaction")
+    parser.add_argument("--reuse", action="store_true",
+                        help="time the reads again on the table a run kept (no load, archive or compaction)")
     args = parser.parse_args()
 
     settings = load_settings()
-    n = args.rate * args.seconds
-    per_batch = args.rate * args.trigger_seconds
     root = settings.paths.var_dir / "bench" / "compaction"
-    shutil.rmtree(root, ignore_errors=True)
     master = str(root / "master")
-    topic = f"bench.compaction.{uuid.uuid4().hex[:8]}"
-    create_topics(settings, {topic: {"partitions": PARTITIONS}})
-    # The archive query as the speed layer runs it, on the bench's topic, table and
-    # checkpoint: micro-batches of a live trigger's events, started back to back.
-    bench = settings.replace(kafka={"topic_events": topic},
-                             paths={"master_dir": root / "master", "checkpoint_dir": root / "checkpoints"},
-                             speed={"max_batch_events": per_batch, "archive_trigger": "0 seconds",
-                                    "starting_offsets": "earliest"})
-    spark = get_session(bench, "parallax-compaction-bench", with_kafka=True, batch=True)
-    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
-    result: dict = {"events": n, "rate": args.rate, "seconds": args.seconds, "events_per_micro_batch": per_batch}
+    result: dict = {}
+    topic = None
+    if args.reuse:
+        spark = get_session(settings, "parallax-compaction-bench", batch=True)
+    else:
+        n, per_batch = args.rate * args.seconds, args.rate * args.trigger_seconds
+        result.update({"events": n, "rate": args.rate, "seconds": args.seconds, "events_per_micro_batch": per_batch})
+        shutil.rmtree(root, ignore_errors=True)
+        topic = f"bench.compaction.{uuid.uuid4().hex[:8]}"
+        create_topics(settings, {topic: {"partitions": PARTITIONS}})
+        # The archive query as the speed layer runs it, on the bench's topic, table and
+        # checkpoint: micro-batches of a live trigger's events, started back to back.
+        bench = settings.replace(kafka={"topic_events": topic},
+                                 paths={"master_dir": root / "master", "checkpoint_dir": root / "checkpoints"},
+                                 speed={"max_batch_events": per_batch, "archive_trigger": "0 seconds",
+                                        "starting_offsets": "earliest"})
+        spark = get_session(bench, "parallax-compaction-bench", with_kafka=True, batch=True)
+        spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
     try:
-        t0 = time.perf_counter()
-        preload(spark, settings.kafka.bootstrap, topic, n, args.seconds)
-        result["preload_s"] = round(time.perf_counter() - t0, 1)
-        print(f"preloaded {n:,} events into {topic} in {result['preload_s']} s", flush=True)
+        if not args.reuse:
+            t0 = time.perf_counter()
+            preload(spark, settings.kafka.bootstrap, topic, n, args.seconds)
+            result["preload_s"] = round(time.perf_counter() - t0, 1)
+            print(f"preloaded {n:,} events into {topic} in {result['preload_s']} s", flush=True)
 
-        t0 = time.perf_counter()
-        query = SpeedQueries(spark, bench, view_sink=lambda df, i: None, session_sink=lambda df, i: None) \
-            .start_archive()
-        query.processAllAvailable()
-        query.stop()
-        batches = [p for p in query.recentProgress if p["numInputRows"]]
-        result["archive"] = {"seconds": round(time.perf_counter() - t0, 1), "micro_batches": len(batches),
-                             "events": sum(p["numInputRows"] for p in batches),
-                             "largest_micro_batch": max(p["numInputRows"] for p in batches)}
-        print(f"archived: {json.dumps(result['archive'])}", flush=True)
+            t0 = time.perf_counter()
+            query = SpeedQueries(spark, bench, view_sink=lambda df, i: None, session_sink=lambda df, i: None) \
+                .start_archive()
+            query.processAllAvailable()
+            query.stop()
+            batches = [p for p in query.recentProgress if p["numInputRows"]]
+            result["archive"] = {"seconds": round(time.perf_counter() - t0, 1), "micro_batches": len(batches),
+                                 "events": sum(p["numInputRows"] for p in batches),
+                                 "largest_micro_batch": max(p["numInputRows"] for p in batches)}
+            print(f"archived: {json.dumps(result['archive'])}", flush=True)
 
-        def measure(when: str) -> tuple[int, int]:
-            files = partition_files(master)[DAY]
-            scan_s, scan_runs, checksum = timed(lambda: scan(spark, master), args.reads)
-            read_s, read_runs, events = timed(lambda: batch_read(spark, master, settings.spark.session_gap),
-                                              args.reads)
-            archive = Archive(root / "master", threads=2, memory_limit=settings.serving.archive_memory)
-            try:
-                answer_s, answer_runs, distinct = timed(lambda: archive_answer(archive), args.reads)
-            finally:
-                archive.close()
-            result[when] = {"files": files.count, "bytes": files.size, "scan_s": scan_s, "scan_runs": scan_runs,
-                            "batch_read_s": read_s, "batch_read_runs": read_runs, "batch_read_events": events,
-                            "archive_answer_s": answer_s, "archive_answer_runs": answer_runs,
-                            "archive_answer_events": distinct}
-            print(f"{when}: {json.dumps(result[when])}", flush=True)
-            return checksum
+            compaction = compact_partition(spark, master, DAY)
+            cleanup = vacuum(spark, master, settings.compaction.vacuum_retention_hours)
+            result["compaction"] = {"optimize_s": round(compaction.seconds, 1),
+                                    "check_s": round(compaction.check_seconds, 1),
+                                    "files_removed": compaction.removed.count, "files_added": compaction.added.count,
+                                    "vacuum_s": round(cleanup.seconds, 1), "vacuum_deleted": cleanup.deleted}
+            print(f"compaction: {json.dumps(result['compaction'])}", flush=True)
 
-        before = measure("before")
-        compaction = compact_partition(spark, master, DAY)
-        cleanup = vacuum(spark, master, settings.compaction.vacuum_retention_hours)
-        result["compaction"] = {"optimize_s": round(compaction.seconds, 1),
-                                "check_s": round(compaction.check_seconds, 1),
-                                "files_removed": compaction.removed.count, "files_added": compaction.added.count,
-                                "vacuum_s": round(cleanup.seconds, 1), "vacuum_deleted": cleanup.deleted}
-        print(f"compaction: {json.dumps(result['compaction'])}", flush=True)
-        after = measure("after")
-        result["events_and_checksum_equal"] = before == after and before[0] == n
+        # Before: the version just before the compaction's commit (its files are still on
+        # disk: nothing is vacuumed for a week); after: that commit's.
+        compacted = compaction_version(master)
+        versions = {"before": compacted - 1, "after": compacted}
+        for when, version in versions.items():
+            files = partition_files(master, version)[DAY]
+            result[when] = {"version": version, "files": files.count, "bytes": files.size}
+        tallies = {when: scan(spark, master, version) for when, version in versions.items()}
+        result["events_and_checksum_equal"] = tallies["before"] == tallies["after"]
+        runs = measure(spark, settings, master, versions, args.rounds)
+        for when in versions:
+            for kind, times in runs[when].items():
+                result[when][f"{kind}_s"], result[when][f"{kind}_runs"] = min(times), times
         print(json.dumps(result), flush=True)
-        b, a = result["before"], result["after"]
-        print(f"\n| best of {args.reads} | files | MiB | scan | batch read | archive answer |")
+        print(f"\n| best of {args.rounds} | files | MiB | scan | batch read | archive answer |")
         print("|---|---:|---:|---:|---:|---:|")
-        for when, r in (("before", b), ("after", a)):
+        for when in versions:
+            r = result[when]
             print(f"| {when} | {r['files']:,} | {r['bytes'] / 2**20:,.1f} | {r['scan_s']:.1f} s | "
                   f"{r['batch_read_s']:.1f} s | {r['archive_answer_s']:.2f} s |")
         print(f"\nmachine: {machine()}, Spark driver {settings.spark.driver_memory}, {settings.spark.master}")
     finally:
         spark.stop()
-        delete_topics(settings, [topic])
-        if not args.keep:
+        if topic:
+            delete_topics(settings, [topic])
+        if not args.keep and not args.reuse:
             shutil.rmtree(root, ignore_errors=True)
 
 

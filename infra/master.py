@@ -38,9 +38,10 @@ def is_legacy(path: str | Path) -> bool:
     return not table_exists(path) and ((path / FILE_SINK_LOG).is_dir() or any(path.glob("date=*")))
 
 
-def read_table(spark: SparkSession, path: str | Path) -> DataFrame:
-    """The table's current version."""
-    return spark.read.format(FORMAT).load(str(path))
+def read_table(spark: SparkSession, path: str | Path, version: int | None = None) -> DataFrame:
+    """The table's current version, or an earlier ``version`` (its files not yet vacuumed)."""
+    reader = spark.read.format(FORMAT)
+    return (reader if version is None else reader.option("versionAsOf", version)).load(str(path))
 
 
 def append_events(events: DataFrame, path: str | Path) -> None:
