@@ -1,6 +1,9 @@
 """`parallax archive`: the master dataset's maintenance."""
 from __future__ import annotations
 
+import sys
+from datetime import datetime
+
 import click
 
 from cli.common import fail
@@ -36,3 +39,15 @@ def migrate(settings: Settings) -> None:
     for day, (n, _) in sorted(result.after.items()):
         click.echo(f"  {day}  {n:>12,}")
     click.echo(f"  total       {result.events:>12,}")
+
+
+@archive.command()
+@click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="compact this date's partition (UTC); default: those over the threshold, as the daily DAG does")
+@click.pass_obj
+def compact(settings: Settings, day: datetime | None) -> None:
+    """Compact the master dataset's date partitions into a few large files, beside the
+    running speed layer, then VACUUM it (the DAG `parallax_compaction` submits the same job)."""
+    from batch_layer.compact import parse_args, run  # noqa: PLC0415 -- PySpark: only this command loads it
+
+    sys.exit(run(settings, parse_args(["--day", day.date().isoformat()] if day else [])))

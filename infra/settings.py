@@ -253,6 +253,28 @@ class AlertSettings(BaseSettings):
     digest_hour_utc: int = Field(7, ge=0, le=23)
 
 
+class CompactionSettings(BaseSettings):
+    """The master dataset's compaction and clean-up (``batch_layer/compact.py``, the DAG
+    ``parallax_compaction``)."""
+    model_config = _env("PARALLAX_COMPACTION_")
+
+    # A date partition holding more files than this is compacted by the daily run. The
+    # archive query writes a few files (one per Kafka partition) every trigger: thousands a
+    # day at 30 s. A compacted day holds a few files of up to 1 GB, so the late events of a
+    # few micro-batches do not get a large partition rewritten.
+    min_files: int = Field(100, ge=1)
+    # The most partitions one run compacts, newest first (yesterday's always among them):
+    # the first run over a long uncompacted archive stays bounded, the rest wait a night.
+    max_days: int = Field(7, ge=1)
+    # VACUUM deletes the files that left the table (replaced by a compaction, an erasure)
+    # more than this long ago, and the files no commit ever listed (failed micro-batches).
+    # 7 days: the `events` topic's retention (schemas/topics.json), so an erased event's
+    # old file leaves the disk about when its last copy leaves Kafka (README: compaction).
+    # Never lower than Delta's safety check (the table's deletedFileRetentionDuration, a
+    # week): a reader or writer still working on an older version may need those files.
+    vacuum_retention_hours: int = Field(168, ge=168)
+
+
 class AirflowSettings(BaseSettings):
     model_config = _env("PARALLAX_AIRFLOW_")
 
@@ -279,6 +301,7 @@ class Settings(BaseModel):
     collector: CollectorSettings
     serving: ServingSettings
     alerts: AlertSettings
+    compaction: CompactionSettings
     airflow: AirflowSettings
     demo: DemoSettings
 

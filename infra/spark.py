@@ -106,6 +106,10 @@ def session_conf(settings: Settings, *, batch: bool = False) -> dict[str, str]:
         # level of the two-level aggregation map fills at once, after which every row pays
         # for a probe there before the real map.
         conf["spark.sql.codegen.aggregate.map.twolevel.enabled"] = "false"
+        # Listing a table's folders in a Spark job (the master dataset's VACUUM): with
+        # Spark's default of 10,000, a VACUUM of a small table took 51-118 s on 2 cores, with
+        # 8 9-17 s (BENCHMARKS.md, settings chosen by measurement).
+        conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = "8"
     conf.update({
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
