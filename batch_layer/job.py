@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 from cassandra.cluster import Session
 from pyspark.sql import SparkSession
@@ -46,19 +47,21 @@ def run_day(spark: SparkSession, session: Session, keyspace: str, master_dir: st
     if not sites:
         log.info("%s: no site to recompute", day)
         return {}
+    registry = Registry(session, keyspace)
+    site_rows = registry.sites()
     validator = DayValidator(day, sites)
     # One version of the master dataset, recorded with the run: commits after it are late data.
     version = master.current_version(master_dir)
     # The site-days' rows are replaced wholesale: those the run does not write again go.
     with ViewWriter(session, keyspace, now, on_rows=validator, replace=(day, sites)) as writer:
-        per_site = compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, writer, version)
+        per_site = compute_day(spark, registry, site_rows, master_dir, day, sites, session_gap, writer, version)
     # Before anything records the day as computed: a run that fails here is retried, and
     # readers keep what they had (the boundary does not pass the day).
     validator.check(site for site, (events, _) in per_site.items() if events)
     log.info("%s: the views of %d sites pass validation", day, len(sites))
 
     # A site's first day (registration, in its zone) is where its days must start being final.
-    registered = {row.site: row.created_at for row in Registry(session, keyspace).sites()}
+    registered = {row.site: row.created_at for row in site_rows}
     boundaries = Boundaries(session, keyspace)
     boundaries.record_run(day, {site: per_site.get(site, (0, 0)) for site in set(sites) | set(per_site)}, now,
                           version)
@@ -82,18 +85,20 @@ def dry_run_day(spark: SparkSession, session: Session, keyspace: str, master_dir
     exact totals per site and measure (the boundary, the runs and the drift untouched)."""
     totals = DayTotals({site: local_day_bounds(day, tz)[0] for site, tz in sites.items()})
     if sites:
-        compute_day(spark, session, keyspace, master_dir, day, sites, session_gap, totals)
+        registry = Registry(session, keyspace)
+        compute_day(spark, registry, registry.sites(), master_dir, day, sites, session_gap, totals)
     return totals
 
 
-def compute_day(spark: SparkSession, session: Session, keyspace: str, master_dir: str, day: date,
+def compute_day(spark: SparkSession, registry: Registry, site_rows: list[Any], master_dir: str, day: date,
                 sites: dict[str, str], session_gap: str, writer: ViewSink, version: int | None = None
                 ) -> dict[str, tuple[int, int]]:
     """Compute every view of ``day`` for ``sites`` from the master dataset at ``version``
-    (default: its current one) and hand each frame to ``writer``. Returns per site its
-    (events, duplicates) of the day."""
+    (default: its current one) and hand each frame to ``writer``. ``site_rows``: the
+    registry's sites (their domains classify referrers). Returns per site its (events,
+    duplicates) of the day."""
     # One read serves the day's event views and the sessions of the day and the day before.
-    domains = {row.site: frozenset(row.domains or ()) for row in Registry(session, keyspace).sites()}
+    domains = {row.site: frozenset(row.domains or ()) for row in site_rows}
     events = read_days(spark, master_dir, day - timedelta(days=2), day + timedelta(days=1), sites, domains, version)
     if events is None:
         log.warning("no master dataset at %s yet: %s has no events", master_dir, day)
@@ -107,7 +112,7 @@ def compute_day(spark: SparkSession, session: Session, keyspace: str, master_dir
                 .collect()}
     log.info("%s: %d events (%d duplicates) for %d sites, read in %.1fs", day, sum(n for n, _ in per_site.values()),
              sum(d for _, d in per_site.values()), len(per_site), time.perf_counter() - t0)
-    goals = tuple(g for g in Registry(session, keyspace).goals() if g.site in sites)
+    goals = tuple(g for g in registry.goals() if g.site in sites)
     day_starts = {site: local_day_bounds(day, tz)[0] for site, tz in sites.items()}
     # Cassandra writes overlap Spark computing the next view; all are done before the
     # caller records the run and moves the boundary. Sessions go first: their many minute

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 # The operations whose added files hold events new to the table.
 APPENDS = ("STREAMING UPDATE", "WRITE")
 QUARTER_MS = 900_000  # every zone's offset is a whole number of quarter hours
+LONGEST_DAY = timedelta(hours=25)  # a local day, with a DST change
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,21 @@ def appended_files(master_dir: Path, first: int, last: int) -> list[Appended]:
 def candidates(files: list[Appended], runs: dict[tuple[str, date], DayRun], zones: dict[str, str]
                ) -> list[Appended]:
     """The files that may hold events of a computed site-day its run did not read."""
-    spans: dict[tuple[str, date], tuple[datetime, datetime]] = {
-        key: local_day_bounds(key[1], zones[key[0]]) for key in runs if key[0] in zones}
+    # Site-days by the start of their span: a file is checked only against those starting
+    # within a local day's length (at most 25 h, with a DST change) before its first event.
+    spans = sorted(((local_day_bounds(key[1], zones[key[0]]), key) for key in runs if key[0] in zones),
+                   key=lambda span: span[0][0])
+    starts = [start for (start, _), _ in spans]
     out = []
     for f in files:
-        for key, (start, end) in spans.items():
-            if not runs[key].missed(f.version, f.committed_at):
-                continue
-            if f.first_event is None or f.last_event is None or (f.first_event < end and f.last_event >= start):
-                out.append(f)
-                break
+        if f.first_event is None or f.last_event is None:  # no statistics: it may hold any day
+            near = spans
+        else:
+            near = spans[bisect_left(starts, f.first_event - LONGEST_DAY):bisect_right(starts, f.last_event)]
+        if any(runs[key].missed(f.version, f.committed_at) and
+               (f.first_event is None or f.last_event is None or (f.first_event < end and f.last_event >= start))
+               for (start, end), key in near):
+            out.append(f)
     return out
 
 

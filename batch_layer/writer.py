@@ -101,9 +101,3 @@ class DayTotals:
             if row["site"] in self.day_starts and as_utc(row["bucket"]) == self.day_starts[row["site"]]:
                 self.totals[row["site"]].update({c: int(row[c] or 0) for c in columns})
         log.info("%s: site totals computed in %.1fs (dry run: nothing written)", what, time.perf_counter() - t0)
-
-    def __enter__(self) -> DayTotals:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        pass

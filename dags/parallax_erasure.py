@@ -55,14 +55,13 @@ REQUEST_ID = r"^[0-9a-f]{12}$"
 def parallax_erasure() -> None:
     @task.short_circuit(doc_md="The requests this run erases (the Spark job is skipped when there is none).")
     def take() -> list[str]:
-        from infra.clients import cassandra_session  # noqa: PLC0415 -- at run time, not at parse time
+        from infra.clients import cassandra_keyspace  # noqa: PLC0415 -- at run time, not at parse time
         from infra.settings import load_settings  # noqa: PLC0415
         from store.erasures import DONE, Erasures  # noqa: PLC0415
 
         params = get_current_context()["params"]
         settings = load_settings()
-        session = cassandra_session(settings, settings.cassandra.keyspace)
-        try:
+        with cassandra_keyspace(settings) as session:
             erasures = Erasures(session, settings.cassandra.keyspace)
             if params.get("request_id"):
                 request = erasures.get(params["request_id"])
@@ -75,8 +74,6 @@ def parallax_erasure() -> None:
                 requests = [request]
             else:
                 requests = erasures.to_take()
-        finally:
-            session.cluster.shutdown()
         for r in requests:
             log.info("erasure %s (%s): %d visitor id(s)%s, asked by %s at %s", r.id, r.status, len(r.visitor_ids),
                      f" on site {r.site}" if r.site else "", r.requested_by, r.requested_at.isoformat())

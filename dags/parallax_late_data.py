@@ -45,22 +45,19 @@ def parallax_late_data() -> None:
     def find_late() -> str:
         from batch_layer.late_data import plan, scan, site_days_arg  # noqa: PLC0415 -- at run time
         from batch_layer.schedule import utcnow  # noqa: PLC0415
-        from infra.clients import cassandra_session  # noqa: PLC0415
+        from infra.clients import cassandra_keyspace  # noqa: PLC0415
         from infra.settings import load_settings  # noqa: PLC0415
         from store.late_events import LateEvents  # noqa: PLC0415
         from store.registry import Registry  # noqa: PLC0415
 
         settings = load_settings()
         ks = settings.cassandra.keyspace
-        session = cassandra_session(settings, ks)
-        try:
+        with cassandra_keyspace(settings) as session:
             late = LateEvents(session, ks)
             zones = Registry(session, ks).site_zones()
             now = utcnow()
             scan(late, settings.paths.master_dir, zones, now)
             found = plan(late, [s for s in late.sites() if s in zones], now.date(), settings.batch.late_limit_days)
-        finally:
-            session.cluster.shutdown()
         for day in found.too_old:
             log.warning("%s %s: %d late events, older than %d days: not recomputed automatically (reprocess it)",
                         day.site, day.day, day.events, settings.batch.late_limit_days)

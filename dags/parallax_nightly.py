@@ -80,7 +80,7 @@ def parallax_nightly() -> None:
                         "plus the grace (the archive query's committed progress).")
     def archive_complete() -> PokeReturnValue:
         from batch_layer.completeness import coverage  # noqa: PLC0415 -- at run time, not at parse time
-        from infra.clients import TopicReader, cassandra_session  # noqa: PLC0415
+        from infra.clients import TopicReader, cassandra_keyspace  # noqa: PLC0415
         from infra.settings import load_settings  # noqa: PLC0415
         from store.diagnostics import Diagnostics  # noqa: PLC0415
         from store.registry import Registry  # noqa: PLC0415
@@ -89,15 +89,14 @@ def parallax_nightly() -> None:
         day = context["params"]["day"]
         settings = load_settings()
         ks = settings.cassandra.keyspace
-        session = cassandra_session(settings, ks)
-        reader = TopicReader(settings, settings.kafka.topic_events, client_id="parallax-nightly-archive-check")
-        try:
-            until = archive_deadline(date.fromisoformat(day) if day else None, context["data_interval_end"],
-                                     Registry(session, ks).site_zones(), utcnow())
-            found = coverage(reader, Diagnostics(session, ks), until)
-        finally:
-            reader.close()
-            session.cluster.shutdown()
+        with cassandra_keyspace(settings) as session:
+            reader = TopicReader(settings, settings.kafka.topic_events, client_id="parallax-nightly-archive-check")
+            try:
+                until = archive_deadline(date.fromisoformat(day) if day else None, context["data_interval_end"],
+                                         Registry(session, ks).site_zones(), utcnow())
+                found = coverage(reader, Diagnostics(session, ks), until)
+            finally:
+                reader.close()
         log.info("%s", found.describe())
         return PokeReturnValue(is_done=found.complete)
 

@@ -57,17 +57,14 @@ log = logging.getLogger(__name__)
 def parallax_reprocess() -> None:
     @task(doc_md="Checks the range and the sites, and logs the site-days the run recomputes.")
     def plan() -> int:
-        from infra.clients import cassandra_session  # noqa: PLC0415 -- at run time, not at parse time
+        from infra.clients import cassandra_keyspace  # noqa: PLC0415 -- at run time, not at parse time
         from infra.settings import load_settings  # noqa: PLC0415
         from store.registry import Registry  # noqa: PLC0415
 
         params = get_current_context()["params"]
         settings = load_settings()
-        session = cassandra_session(settings, settings.cassandra.keyspace)
-        try:
+        with cassandra_keyspace(settings) as session:
             zones = Registry(session, settings.cassandra.keyspace).site_zones()
-        finally:
-            session.cluster.shutdown()
         # A PlanError fails the task with its message (a bad range, an unknown site).
         ready, waiting = plan_range(zones, date.fromisoformat(params["first"]), date.fromisoformat(params["last"]),
                                     list(params["sites"] or []), utcnow())

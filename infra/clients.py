@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, S
 from cassandra.policies import DCAwareRoundRobinPolicy, ReconnectionPolicy
 from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewPartitions, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
 from infra.settings import Settings
@@ -50,6 +51,16 @@ def cassandra_session(settings: Settings, keyspace: str | None = None, connect_t
         protocol_version=5,
     )
     return cluster.connect(keyspace)
+
+
+@contextmanager
+def cassandra_keyspace(settings: Settings) -> Iterator[Session]:
+    """A session on the configured keyspace, shut down when the block ends."""
+    session = cassandra_session(settings, settings.cassandra.keyspace)
+    try:
+        yield session
+    finally:
+        session.cluster.shutdown()
 
 
 def json_bytes(value: Any) -> bytes:
@@ -104,7 +115,8 @@ def group_consumer(settings: Settings, topics: Sequence[str], group_id: str, *, 
 def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Create those of ``topics`` (name -> ``{"partitions": n, "config": {...}}``, as in
     ``schemas/topics.json``) that Kafka lacks, and give an existing one the partitions it
-    lacks (never fewer: a key's partition would change); returns the names created."""
+    lacks (never fewer: a key's partition would change) and the config values it differs
+    in (a retention changed in the file reaches the running topic); returns the names created."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka.servers, client_id="parallax-admin")
     try:
         existing = set(admin.list_topics())
@@ -122,9 +134,27 @@ def create_topics(settings: Settings, topics: Mapping[str, Mapping[str, Any]]) -
         if grow:
             admin.create_partitions(grow)
             log.info("added partitions: %s", ", ".join(f"{n} now {p.total_count}" for n, p in grow.items()))
+        _align_configs(admin, {name: dict(topics[name].get("config", {})) for name in present})
         return [t.name for t in wanted]
     finally:
         admin.close()
+
+
+def _align_configs(admin: KafkaAdminClient, wanted: Mapping[str, Mapping[str, str]]) -> None:
+    """Set the topic configs of ``wanted`` (topic -> {key: value}) that differ on the broker."""
+    wanted = {name: config for name, config in wanted.items() if config}
+    if not wanted:
+        return
+    current = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(config))
+                                      for name, config in wanted.items()], config_filter="all").get("topic", {})
+    changes = {name: {k: str(v) for k, v in config.items() if current.get(name, {}).get(k, {}).get("value") != str(v)}
+               for name, config in wanted.items()}
+    changes = {name: config for name, config in changes.items() if config}
+    if changes:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=config)
+                             for name, config in changes.items()])
+        log.info("changed topic configs: %s", "; ".join(
+            f"{name} {', '.join(f'{k}={v}' for k, v in config.items())}" for name, config in changes.items()))
 
 
 def delete_topics(settings: Settings, names: Iterable[str]) -> None:

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from store.cql import Tables, upsert
+from store.cql import Tables, as_date, upsert
 from views.catalogue import as_utc, local_day_bounds
 
 
@@ -72,12 +72,12 @@ class Boundaries(Tables):
             return BoundaryState(None, None)
         return BoundaryState(as_utc(row.boundary) if row.boundary else None,
                              as_utc(row.last_run_at) if row.last_run_at else None,
-                             tuple(sorted(d.date() for d in row.gaps or ())))
+                             tuple(sorted(as_date(d) for d in row.gaps or ())))
 
     def computed_days(self, site: str) -> dict[date, int]:
         """The days batch runs computed for the site, and the events each found."""
         rows = self.execute("SELECT day, events FROM {ks}.batch_days WHERE site = ?", (site,))
-        return {r.day.date(): int(r.events or 0) for r in rows}
+        return {as_date(r.day): int(r.events or 0) for r in rows}
 
     def move_forward(self, zones: Mapping[str, str], registered: Mapping[str, datetime | None]
                      ) -> dict[str, BoundaryState]:
@@ -131,7 +131,7 @@ class Boundaries(Tables):
         and hold its boundary). Returns the rows written."""
         if self.execute("SELECT site FROM {ks}.batch_days LIMIT 1").one() is not None:
             return 0
-        rows = [(r.site, r.day.date(), r.events, r.finished_at)
+        rows = [(r.site, as_date(r.day), r.events, r.finished_at)
                 for r in self.execute("SELECT day, site, events, finished_at FROM {ks}.batch_runs")]
         return upsert(self.session, self.statement(
             "INSERT INTO {ks}.batch_days (site, day, events, finished_at) VALUES (?, ?, ?, ?)"), rows)

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import date
 from typing import Any, TypeVar
 
 from cassandra.cluster import Session
@@ -14,6 +15,11 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def as_date(value: Any) -> date:
+    """A CQL ``date`` as read (the driver's ``cassandra.util.Date``) as a ``datetime.date``."""
+    return value.date() if hasattr(value, "date") else value
 
 
 class Tables:

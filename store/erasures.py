@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from schemas import SITE_ID, event_schema
-from store.cql import Tables, retrying
+from store.cql import Tables, as_date, retrying
 from views.catalogue import as_utc
 
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -62,7 +62,7 @@ def merge_site_days(*parts: Mapping[str, Iterable[date]]) -> SiteDays:
 
 def _days(value: Any) -> SiteDays:
     """A stored map<text, frozen<set<date>>> as {site: (day, ...)}."""
-    return {site: tuple(sorted(d.date() if hasattr(d, "date") else d for d in days))
+    return {site: tuple(sorted(as_date(d) for d in days))
             for site, days in (value or {}).items()}
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from store.cql import Tables, upsert
+from store.cql import Tables, as_date, upsert
 from views.catalogue import as_utc
 
 
@@ -34,16 +34,12 @@ class LateDay:
     newest_commit: datetime
 
 
-def _day(value: object) -> date:
-    return value.date() if hasattr(value, "date") and not isinstance(value, date) else value  # type: ignore[return-value]
-
-
 class LateEvents(Tables):
     def runs(self, site: str | None = None) -> dict[tuple[str, date], DayRun]:
         """Each computed site-day's last run (one site's, or every site's)."""
         cql = "SELECT site, day, archive_version, finished_at FROM {ks}.batch_days"
         rows = self.execute(cql + " WHERE site = ?", (site,)) if site else self.execute(cql)
-        return {(r.site, _day(r.day)): DayRun(r.archive_version, as_utc(r.finished_at) if r.finished_at else None)
+        return {(r.site, as_date(r.day)): DayRun(r.archive_version, as_utc(r.finished_at) if r.finished_at else None)
                 for r in rows}
 
     def scanned(self, table: str) -> int | None:
@@ -67,7 +63,7 @@ class LateEvents(Tables):
         by_day: dict[date, list[tuple[int, int, datetime]]] = {}
         for r in self.execute("SELECT day, version, events, committed_at FROM {ks}.late_events WHERE site = ?",
                               (site,)):
-            by_day.setdefault(_day(r.day), []).append((r.version, r.events or 0, as_utc(r.committed_at)))
+            by_day.setdefault(as_date(r.day), []).append((r.version, r.events or 0, as_utc(r.committed_at)))
         out = []
         for day, commits in sorted(by_day.items()):
             run = runs.get((site, day))

@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from cassandra.concurrent import execute_concurrent_with_args
 
-from store.cql import Tables, retrying, upsert
+from store.cql import Tables, as_date, retrying, upsert
 from store.views import BATCH_TABLE, KEY_COLUMNS, ROW_KINDS
 from views.catalogue import as_utc, period_key, periods_between
 
@@ -39,7 +39,7 @@ class ViewNames(Tables):
         rows = retrying(lambda: list(self.execute(
             "SELECT day, kind, view_names FROM {ks}.batch_view_names WHERE site = ? AND day >= ? AND day <= ?",
             (site, first, last))), "read of batch view names")
-        return {(r.day.date() if hasattr(r.day, "date") else r.day, r.kind): frozenset(r.view_names or ())
+        return {(as_date(r.day), r.kind): frozenset(r.view_names or ())
                 for r in rows}
 
     def add(self, names: Mapping[tuple[str, date, str], Iterable[str]], now: datetime) -> None:

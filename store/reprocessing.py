@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from store.cql import Tables, upsert
+from store.cql import Tables, as_date, upsert
 from views.catalogue import TOTAL_DIM, TRAFFIC_VIEW, local_day_bounds, period_key
 
 
@@ -42,5 +42,5 @@ class ReprocessReports(Tables):
     def read(self, run_id: str) -> list[Comparison]:
         rows = self.execute("SELECT site, day, measure, stored, recomputed FROM {ks}.reprocess_reports "
                             "WHERE run_id = ?", (run_id,))
-        return [Comparison(r.site, r.day.date() if hasattr(r.day, "date") else r.day, r.measure, r.stored,
+        return [Comparison(r.site, as_date(r.day), r.measure, r.stored,
                            r.recomputed or 0) for r in rows]

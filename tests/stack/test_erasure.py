@@ -19,12 +19,15 @@ from zoneinfo import ZoneInfo
 import jinja2
 import pytest
 from click.testing import CliRunner
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from pyspark.sql import functions as F
 
 from batch_layer.erase import parse_args as parse_erase_args
 from batch_layer.job import run_day
 from cli.main import main as cli
+from infra.clients import create_topics, delete_topics
 from infra.master import append_events
+from schemas import topics
 from schemas.sources import source_fields
 from speed_layer.queries import archive_frame
 from store.accounts import generate_password
@@ -396,3 +399,27 @@ def test_parallax_erase_records_a_request_and_shows_it(stack, cassandra, members
     assert bad.exit_code == 1 and "not a visitor id: 'not ok'" in bad.output
     unknown = runner.invoke(cli, ["erase", "v1", "--site", "no-such-site", "--no-trigger"])
     assert unknown.exit_code == 1 and "no such site" in unknown.output
+
+
+def test_the_events_topic_keeps_no_event_past_eight_days_and_stack_up_sets_it_on_an_existing_topic(stack):
+    """Kafka deletes whole segments: the retention and the segments' length bound how long an
+    erased event stays. Provisioning sets them on a topic created before they were declared."""
+    spec = topics()["events"]
+    config = spec["config"]
+    assert int(config["retention.ms"]) + int(config["segment.ms"]) <= 8 * 86_400_000
+    name = f"events-retention-{uuid.uuid4().hex[:8]}"
+    create_topics(stack, {name: {"partitions": 1}})  # Kafka's defaults: 7-day segments
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka.servers)
+
+    def described() -> dict[str, str]:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(config))],
+                                       config_filter="all")
+        return {k: v["value"] for k, v in found["topic"][name].items()}
+
+    try:
+        assert described()["segment.ms"] == "604800000"
+        create_topics(stack, {name: spec})
+        assert described() == config
+    finally:
+        admin.close()
+        delete_topics(stack, [name])

@@ -3,10 +3,12 @@ commits add events, and which of their files can reach into a computed site-day.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 
-from batch_layer.late_data import appended_files, candidates
+from batch_layer.late_data import Appended, appended_files, candidates
 from store.late_events import DayRun
+from views.catalogue import local_day_bounds
 
 
 def commit(log_dir, version: int, operation: str, files: list[tuple[str, str, str]], ts_ms: int = 1_796_000_000_000):
@@ -47,3 +49,34 @@ def test_a_file_is_a_candidate_for_a_site_day_its_run_did_not_read(tmp_path):
     assert candidates(files, {("tokyo", date(2026, 11, 1)): read_before}, zones) == []
     assert candidates(files, {("utc", date(2026, 11, 1)): read_before}, zones) == files
     assert candidates(files, {("utc", date(2026, 11, 1)): DayRun(7, None)}, zones) == []  # the run read it
+
+
+def test_candidates_agree_with_checking_every_site_day(tmp_path):
+    """The index by day start finds exactly what a check of every site-day finds: files
+    across many days, zones either side of UTC, a DST change, files without statistics."""
+    rng = random.Random(7)
+    zones = {"la": "America/Los_Angeles", "kathmandu": "Asia/Kathmandu", "chatham": "Pacific/Chatham",
+             "utc": "UTC"}
+    days = [date(2026, 10, 20) + timedelta(days=i) for i in range(20)]  # Los Angeles leaves DST on 1 Nov
+    runs = {(site, day): DayRun(rng.randrange(0, 40), None) for site in zones for day in days
+            if rng.random() < 0.7}
+    base = datetime(2026, 10, 19, tzinfo=UTC)
+    files = []
+    for i in range(400):
+        first = base + timedelta(minutes=rng.randrange(0, 23 * 24 * 60))
+        last = first + timedelta(minutes=rng.choice([0, 5, 90, 30 * 60]))
+        stats = rng.random() > 0.05
+        files.append(Appended(rng.randrange(0, 40), base, tmp_path / f"{i}.parquet",
+                              first if stats else None, last if stats else None))
+
+    def brute(f):
+        for key, run in runs.items():
+            start, end = local_day_bounds(key[1], zones[key[0]])
+            if run.missed(f.version, f.committed_at) and (
+                    f.first_event is None or (f.first_event < end and f.last_event >= start)):
+                return True
+        return False
+
+    expected = [f for f in files if brute(f)]
+    assert 0 < len(expected) < len(files)
+    assert candidates(files, runs, zones) == expected
