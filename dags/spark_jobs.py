@@ -8,6 +8,7 @@ from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
+from infra.airflow_env import SPARK_POOL
 from infra.settings import load_settings
 from infra.spark import SPARK_ENV, submit_conf
 
@@ -15,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def batch_job(task_id: str, script: str, application_args: list[str], doc_md: str) -> SparkSubmitOperator:
-    """A task running ``batch_layer/<script>`` with ``application_args`` (templated). The
-    job's log (its progress: stage, rows, site-day) is the task's log."""
+    """A task running ``batch_layer/<script>`` with ``application_args`` (templated), in the
+    Spark pool (one job at a time by default). The job's log (its progress: stage, rows,
+    site-day) is the task's log."""
     settings = load_settings()
     return SparkSubmitOperator(
         task_id=task_id,
@@ -28,5 +30,6 @@ def batch_job(task_id: str, script: str, application_args: list[str], doc_md: st
         conf=submit_conf(settings),
         env_vars=dict(SPARK_ENV),
         driver_memory=settings.spark.driver_memory,
+        pool=SPARK_POOL,
         verbose=False,
     )

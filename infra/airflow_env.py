@@ -47,11 +47,19 @@ def apply(settings: Settings) -> None:
     settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
 
 
+SPARK_POOL = "parallax_spark"
+
+
 def migrate_db(settings: Settings) -> None:
+    """Airflow's database migrated, and the pool every Spark task of the DAGs runs in."""
     apply(settings)
-    result = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise proc.ServiceError(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    for command in (["db", "migrate"],
+                    ["pools", "set", SPARK_POOL, str(settings.airflow.spark_slots),
+                     "Parallax's Spark jobs (batch, reprocess, late data, erasure, compaction)"]):
+        result = subprocess.run([sys.executable, "-m", "airflow", *command], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise proc.ServiceError(f"airflow {' '.join(command[:2])} failed:\n{result.stdout[-2000:]}\n"
+                                    f"{result.stderr[-3000:]}")
 
 
 def trigger_dag(settings: Settings, dag_id: str, conf: dict, timeout: float = 180) -> tuple[bool, str]:

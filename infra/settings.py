@@ -279,6 +279,10 @@ class AirflowSettings(BaseSettings):
     model_config = _env("PARALLAX_AIRFLOW_")
 
     port: int = 8080
+    # Spark jobs the DAGs may run at once (the `parallax_spark` pool): one on a small
+    # machine, so that a compaction, an erasure and a nightly run queue instead of sharing
+    # two cores (and two recomputes of one site-day never interleave their writes).
+    spark_slots: int = Field(1, ge=1)
 
 
 class DemoSettings(BaseSettings):

@@ -30,6 +30,19 @@ def test_dags_import_without_errors(dagbag):
         assert dagbag.get_dag(dag_id).doc_md, dag_id
 
 
+def test_every_spark_job_queues_in_the_one_pool_airflow_knows(dagbag, airflow_db):
+    """Spark jobs of different DAGs (a nightly run, a compaction, an erasure) never run at
+    once beyond the pool's slots: the pool exists, with the configured slots."""
+    from airflow.models.pool import Pool  # noqa: PLC0415 -- see above
+
+    spark_tasks = [t for dag_id in dagbag.dag_ids for t in dagbag.get_dag(dag_id).tasks
+                   if t.task_type == "SparkSubmitOperator"]
+    assert {t.dag_id for t in spark_tasks} >= {"parallax_nightly", "parallax_reprocess", "parallax_late_data",
+                                               "parallax_erasure", "parallax_compaction"}
+    assert {t.pool for t in spark_tasks} == {"parallax_spark"}
+    assert Pool.get_pool("parallax_spark").slots == airflow_db.airflow.spark_slots == 1
+
+
 def test_nightly_dag_submits_the_batch_job(dagbag):
     dag = dagbag.get_dag("parallax_nightly")
     assert {t.task_id for t in dag.tasks} == {"archive_complete", "daily_views"}
