@@ -112,3 +112,26 @@ def test_the_archive_must_be_complete_up_to_the_days_end_plus_grace(dagbag):
     assert archive_deadline(date(2026, 11, 20), interval_end, zones, now) == datetime(2026, 11, 21, 8, 15, tzinfo=UTC)
     # A day not over everywhere yet: what Kafka has received until now.
     assert archive_deadline(date(2026, 11, 22), interval_end, zones, now) == now
+
+
+def test_late_data_dag_is_hourly_and_recomputes_what_it_found(dagbag):
+    dag = dagbag.get_dag("parallax_late_data")
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("45 * * * *", "UTC")
+    assert {t.task_id for t in dag.tasks} == {"find_late", "recompute"}
+    assert dag.get_task("find_late").downstream_task_ids == {"recompute"}
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    recompute = dag.get_task("recompute")
+    assert recompute.application.endswith("batch_layer/reprocess.py")
+
+    class TI:
+        @staticmethod
+        def xcom_pull(task_ids: str) -> str:
+            assert task_ids == "find_late"
+            return "2026-11-20:a,b;2026-11-21:b"
+
+    args = parse_reprocess_args([jinja2.Template(a).render(ti=TI(), run_id="scheduled__x")
+                                 for a in recompute.application_args])
+    assert args.run_id == "scheduled__x"
+    assert {str(day): sites for day, sites in args.site_days.items()} == {"2026-11-20": ["a", "b"],
+                                                                           "2026-11-21": ["b"]}
