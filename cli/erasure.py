@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 import click
 
 from cli.common import fail, keyspace_session
-from infra.airflow_env import trigger_dag
+from infra.airflow_env import ERASURE_DAG, trigger_dag
 from infra.settings import Settings
 from store.erasures import ErasureError, ErasureRequest, Erasures, site_days_text
 from store.registry import Registry
 
-DAG_ID = "parallax_erasure"
+DAG_ID = ERASURE_DAG
 
 
 def requester() -> str:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from infra import proc
@@ -47,7 +49,10 @@ def apply(settings: Settings) -> None:
     settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
 
 
+log = logging.getLogger(__name__)
 SPARK_POOL = "parallax_spark"
+# The DAG that `parallax erase` and the admin API trigger for a request.
+ERASURE_DAG = "parallax_erasure"
 
 
 def migrate_db(settings: Settings) -> None:
@@ -73,6 +78,21 @@ def trigger_dag(settings: Settings, dag_id: str, conf: dict, timeout: float = 18
         return False, str(exc)
     said = (result.stdout + result.stderr).strip().splitlines()
     return result.returncode == 0, said[-1] if said else ""
+
+
+def trigger_dag_soon(settings: Settings, dag_id: str, conf: dict, what: str) -> threading.Thread:
+    """``trigger_dag`` in a background thread (Airflow's command takes seconds to start), its
+    outcome logged: for a web request, which answers at once."""
+    def run() -> None:
+        ok, said = trigger_dag(settings, dag_id, conf)
+        if ok:
+            log.info("triggered a run of %s for %s", dag_id, what)
+        else:
+            log.warning("could not trigger %s for %s (%s): its schedule takes it", dag_id, what, said or "no answer")
+
+    thread = threading.Thread(target=run, name=f"trigger-{dag_id}", daemon=True)
+    thread.start()
+    return thread
 
 
 # What `airflow standalone` runs, started one by one: standalone gives no way to stop its

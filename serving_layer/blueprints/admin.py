@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
 
+from infra.airflow_env import ERASURE_DAG, trigger_dag_soon
 from schemas import SITE_ID
 from serving_layer.access import Access, require_principal
 from serving_layer.api import API_PREFIX, Body, Query, endpoint, no_content
@@ -191,8 +192,9 @@ class ErasureQuery(Query):
 @endpoint(bp, "POST", "/admin/erasures", Access.ADMIN, body=NewErasure, ok=ErasureInfo, ok_status=202,
           tags=["admin"])
 def request_erasure() -> tuple[Response, int]:
-    """Ask for visitors' events to be erased: the request is recorded (pending), and the
-    Airflow DAG `parallax_erasure` takes it within five minutes; follow it at
+    """Ask for visitors' events to be erased: the request is recorded (pending), then a run
+    of the Airflow DAG `parallax_erasure` is triggered for it (if Airflow cannot be reached,
+    the DAG's schedule takes the request within five minutes); follow it at
     `GET /admin/erasures/ID`."""
     body: NewErasure = request.context.json  # type: ignore[attr-defined]
     s = store()
@@ -203,6 +205,8 @@ def request_erasure() -> tuple[Response, int]:
                                   site=body.site, note=body.note)
     except ErasureError as exc:
         raise ApiError(400, str(exc)) from None
+    trigger_dag_soon(current_app.extensions["parallax.settings"], ERASURE_DAG, {"request_id": made.id},
+                     f"erasure request {made.id}")
     return jsonify(made.as_json()), 202
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import uuid
 from collections import defaultdict
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from pyspark.sql import functions as F
 from batch_layer.erase import parse_args as parse_erase_args
 from batch_layer.job import run_day
 from cli.main import main as cli
+from infra.airflow_env import airflow_env
 from infra.clients import create_topics, delete_topics
 from infra.master import append_events
 from schemas import topics
@@ -32,6 +35,7 @@ from schemas.sources import source_fields
 from speed_layer.queries import archive_frame
 from store.accounts import generate_password
 from store.erasures import DONE, Erasures
+from tests.helpers import wait_for
 from tools.synthetic import archived_event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -330,7 +334,21 @@ def _settled(erasures: Erasures, request_id: str) -> None:
     erasures.fail(request_id, "made by a test; not to be run", datetime.now(UTC))
 
 
-def test_admins_request_erasures_over_the_api(serving_app, members, cassandra, stack, accounts):
+def _erasure_runs(request_id: str) -> list:
+    """The runs of the erasure DAG in this session's Airflow database triggered for ``request_id``."""
+    from airflow.models.dagrun import DagRun  # noqa: PLC0415 -- after the session's Airflow settings
+    from airflow.utils.session import create_session  # noqa: PLC0415
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == "parallax_erasure").all()
+        return [(r.run_id, str(r.state)) for r in runs if (r.conf or {}).get("request_id") == request_id]
+
+
+def test_admins_request_erasures_over_the_api(serving_app, members, cassandra, stack, accounts, airflow_db):
+    # Airflow triggers only the DAGs its database knows (a scheduler's DAG processor puts them there).
+    reserialized = subprocess.run([sys.executable, "-m", "airflow", "dags", "reserialize"], capture_output=True,
+                                  text=True, env={**os.environ, **airflow_env(airflow_db)})
+    assert reserialized.returncode == 0, reserialized.stderr[-2000:]
     client = serving_app()
     site, tokens = members
     erasures = Erasures(cassandra, stack.cassandra.keyspace)
@@ -346,6 +364,10 @@ def test_admins_request_erasures_over_the_api(serving_app, members, cassandra, s
         listed = client.get("/api/v1/admin/erasures?status=pending&limit=1000").get_json()["erasures"]
         assert made in listed
         assert made["id"] in {x.id for x in erasures.to_take()}
+        # The route triggered the DAG for it (no scheduler runs in the tests: the run stays queued).
+        run_id, state = wait_for("the erasure DAG's run for the request", lambda: _erasure_runs(made["id"]),
+                                 timeout=90)[0]
+        assert run_id.startswith("manual__") and "queued" in state
     finally:
         _settled(erasures, made["id"])
     assert client.get("/api/v1/admin/erasures/000000000000").status_code == 404
