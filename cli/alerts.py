@@ -7,8 +7,7 @@ from contextlib import contextmanager
 
 import click
 
-from cli.common import fail
-from infra.clients import cassandra_keyspace
+from cli.common import fail, keyspace_session
 from infra.settings import Settings
 from store.accounts import Accounts
 from store.alerts import AlertRules, StoredRule, new_rule_id
@@ -29,7 +28,7 @@ def seconds(text: str) -> int:
 
 @contextmanager
 def _stores(settings: Settings) -> Iterator[tuple[AlertRules, Registry, Accounts]]:
-    with cassandra_keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         ks = settings.cassandra.keyspace
         yield AlertRules(session, ks), Registry(session, ks), Accounts(session, ks)
 

@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 
 import click
 
-from cli.common import fail
+from cli.common import fail, keyspace_session
 from infra.airflow_env import ERASURE_DAG, trigger_dag
-from infra.clients import cassandra_keyspace
 from infra.settings import Settings
 from store.erasures import ErasureError, ErasureRequest, Erasures, site_days_text
 from store.registry import Registry
@@ -67,7 +66,7 @@ def _show(r: ErasureRequest) -> None:
 def erase(settings: Settings, visitor_ids: tuple[str, ...], site: str | None, note: str, trigger: bool) -> None:
     """Erase a data subject: record a request to remove every event of VISITOR_IDS from the
     master dataset and recompute the days they touched (the DAG `parallax_erasure` does it)."""
-    with cassandra_keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         sites = Registry(session, settings.cassandra.keyspace).site_zones()
         try:
             request = Erasures(session, settings.cassandra.keyspace).request(
@@ -91,7 +90,7 @@ def erasures() -> None:
 @click.pass_obj
 def erasures_list(settings: Settings, status: str | None) -> None:
     """The requests, newest first."""
-    with cassandra_keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         found = [r for r in Erasures(session, settings.cassandra.keyspace).all() if status in (None, r.status)]
     for r in found:
         removed = "-" if r.events_removed is None else f"{r.events_removed:,}"
@@ -106,7 +105,7 @@ def erasures_list(settings: Settings, status: str | None) -> None:
 @click.pass_obj
 def erasures_show(settings: Settings, request_id: str) -> None:
     """One request's record."""
-    with cassandra_keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         found = Erasures(session, settings.cassandra.keyspace).get(request_id)
     if found is None:
         fail(f"no erasure request {request_id!r}")
@@ -120,7 +119,7 @@ def erasures_show(settings: Settings, request_id: str) -> None:
 def erasures_retry(settings: Settings, request_id: str, trigger: bool) -> None:
     """Put a failed request back to pending (its events already removed stay removed; the
     retry recomputes the days it recorded)."""
-    with cassandra_keyspace(settings) as session:
+    with keyspace_session(settings) as session:
         try:
             request = Erasures(session, settings.cassandra.keyspace).retry(request_id)
         except ErasureError as exc:
