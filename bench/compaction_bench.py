@@ -95,7 +95,7 @@ def archive_answer(archive: Archive, master: str, version: int) -> int:
     """The serving layer's read of the day: its files (of ``version``) listed by delta-rs,
     their distinct ids counted by its DuckDB."""
     files = [Path(u) for u in DeltaTable(master, version=version).file_uris(
-        partition_filters=[("date", "=", DAY.isoformat())])]
+        file_pruning_predicate=[("date", "=", DAY.isoformat())])]
     return archive.query(files, "SELECT count(DISTINCT event_id) FROM {events}", [], {"event_id": "VARCHAR"})[0][0]
 
 
