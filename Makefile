@@ -83,7 +83,9 @@ bench: setup
 	$(BIN)/python -m bench.speed_bench --events 4800000 --rate 6000 --trigger-seconds 5 --visitors 90000
 	$(BIN)/python -m bench.collector_bench --workers 2 4 --duration 30
 	$(BIN)/python -m bench.report_bench --events-per-day 1000000 --days 30 --clients 20 --duration 60
+	$(BIN)/python -m bench.reprocess_bench --events-per-day 1000000 --days 7
 	$(BIN)/python -m bench.erasure_bench --events-per-day 1000000 --days 7 --visitors 100
+	$(BIN)/python -m bench.compaction_bench --rate 2000 --seconds 3600 --rounds 3
 	$(BIN)/python -m bench.live_bench --rate 5000 --warmup 60 --duration 120
 	$(BIN)/python -m bench.fanout_bench --clients 1000 --sites 10 --updates 200
 	$(BIN)/python -m bench.alert_bench --trials 30
