@@ -106,7 +106,10 @@ def choose(partitions: dict[date, Files], *, before: date, min_files: int, max_d
 
 
 def _version(master_dir: str | Path) -> int:
-    return DeltaTable(str(master_dir)).version()
+    version = master.current_version(master_dir)
+    if version is None:
+        raise CompactionError(f"no Delta table at {master_dir}")
+    return version
 
 
 def _commits_since(master_dir: str | Path, version: int) -> list[dict]:
@@ -132,7 +135,8 @@ def compact_partition(spark: SparkSession, master_dir: str | Path, day: date) ->
     log.info("%s: compacting %s, from version %d", day, before, start)
     t0 = time.perf_counter()
     # The literal is an ISO date: the predicate selects one partition.
-    (row,) = spark.sql(f"OPTIMIZE delta.`{path}` WHERE {master.PARTITION} = '{day.isoformat()}'").collect()
+    (row,) = spark.sql(f"OPTIMIZE {master.sql_name(path)} WHERE {master.PARTITION} = '{day.isoformat()}'"
+                       ).collect()
     seconds = time.perf_counter() - t0
     metrics = row["metrics"]
     removed = Files(metrics["numFilesRemoved"], metrics["filesRemoved"]["totalSize"] or 0)
@@ -169,7 +173,7 @@ def vacuum(spark: SparkSession, master_dir: str | Path, retention_hours: int) ->
     start = _version(path)
     log.info("vacuum: deleting the files out of the table for more than %d hours", retention_hours)
     t0 = time.perf_counter()
-    spark.sql(f"VACUUM delta.`{path}` RETAIN {int(retention_hours)} HOURS").collect()
+    spark.sql(f"VACUUM {master.sql_name(path)} RETAIN {int(retention_hours)} HOURS").collect()
     seconds = time.perf_counter() - t0
     # VACUUM logs its start (what it found) and its end (what it deleted) as commits.
     commits = {c["operation"]: c.get("operationMetrics") or {} for c in _commits_since(path, start)}

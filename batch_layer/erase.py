@@ -67,10 +67,6 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def table_ref(path: str) -> str:
-    return "delta.`" + path.replace("`", "``") + "`"
-
-
 def predicate(visitor_ids: Iterable[str], site: str | None, dates: Iterable[date] = ()) -> str:
     """The SQL condition of a request's events (in ``dates``' partitions, if given)."""
     parts = [f"visitor_id IN ({', '.join(sql_string(v) for v in sorted(visitor_ids))})"]
@@ -116,21 +112,13 @@ def find(spark: SparkSession, table: DataFrame, condition: str, zones: Mapping[s
     return found
 
 
-def at_version(spark: SparkSession, path: str, version: int) -> DataFrame:
-    return spark.read.format(master.FORMAT).option("versionAsOf", version).load(path)
-
-
-def current_version(spark: SparkSession, path: str) -> int:
-    return int(spark.sql(f"DESCRIBE HISTORY {table_ref(path)} LIMIT 1").first()["version"])
-
-
 def tagged_deletes(spark: SparkSession, path: str, tag: str, after: int) -> list[tuple[int, int]]:
     """(version, numDeletedRows) of the DELETE commits tagged ``tag`` after version ``after``
     (the history read back only that far)."""
-    newest = current_version(spark, path)
-    if newest <= after:
+    newest = master.current_version(path)
+    if newest is None or newest <= after:
         return []
-    history = spark.sql(f"DESCRIBE HISTORY {table_ref(path)} LIMIT {newest - after}")
+    history = spark.sql(f"DESCRIBE HISTORY {master.sql_name(path)} LIMIT {newest - after}")
     rows = history.where((F.col("version") > after) & (F.col("operation") == "DELETE")
                          & (F.col("userMetadata") == tag)).select("version", "operationMetrics").collect()
     return sorted((int(r["version"]), int((r["operationMetrics"] or {}).get("numDeletedRows", 0))) for r in rows)
@@ -141,7 +129,7 @@ def delete(spark: SparkSession, path: str, condition: str, tag: str, read_versio
     (None if nothing matched and nothing was committed) and its numDeletedRows."""
     spark.conf.set(USER_METADATA, tag)
     try:
-        spark.sql(f"DELETE FROM {table_ref(path)} WHERE {condition}")
+        spark.sql(f"DELETE FROM {master.sql_name(path)} WHERE {condition}")
     finally:
         spark.conf.unset(USER_METADATA)
     commits = tagged_deletes(spark, path, tag, read_version)
@@ -180,9 +168,9 @@ class Eraser:
             return site_days, removed
         condition = predicate(request.visitor_ids, request.site)
         for round_no in range(1, MAX_ROUNDS + 1):
-            version = current_version(self.spark, self.path)
+            version = master.current_version(self.path)
             t0 = time.perf_counter()
-            found = find(self.spark, at_version(self.spark, self.path, version), condition, self.zones)
+            found = find(self.spark, master.read_table(self.spark, self.path, version), condition, self.zones)
             if not found.total:
                 log.info("erasure %s: no event of its visitors in the table's version %d (%.1fs)%s", request.id,
                          version, time.perf_counter() - t0, "" if round_no > 1 else ": nothing to delete")
@@ -218,8 +206,8 @@ class Eraser:
         differ by exactly what it removed; returns the site-days of what it removed."""
         if committed is None:
             raise ErasureError(f"erasure {request.id}: {found.total} events counted, but the DELETE committed nothing")
-        before = find(self.spark, at_version(self.spark, self.path, committed - 1), condition, self.zones)
-        after = find(self.spark, at_version(self.spark, self.path, committed), condition, self.zones)
+        before = find(self.spark, master.read_table(self.spark, self.path, committed - 1), condition, self.zones)
+        after = find(self.spark, master.read_table(self.spark, self.path, committed), condition, self.zones)
         if before.total - after.total != deleted:
             raise ErasureError(f"erasure {request.id}: the DELETE (version {committed}) reports {deleted} rows "
                                f"removed, but versions {committed - 1} and {committed} differ by "

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 import click
 
-from cli.common import fail, keyspace_session
+from cli.common import fail
+from infra.clients import cassandra_keyspace
 from infra.settings import Settings
 from store.accounts import Accounts
 from store.alerts import AlertRules, StoredRule, new_rule_id
@@ -28,7 +29,7 @@ def seconds(text: str) -> int:
 
 @contextmanager
 def _stores(settings: Settings) -> Iterator[tuple[AlertRules, Registry, Accounts]]:
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         ks = settings.cassandra.keyspace
         yield AlertRules(session, ks), Registry(session, ks), Accounts(session, ks)
 

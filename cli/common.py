@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import click
-from cassandra.cluster import Session
 
-from infra.clients import cassandra_session
+from infra.clients import cassandra_keyspace
 from infra.settings import Settings
 from store.accounts import AccountError, Accounts
 from store.registry import Registry
@@ -20,20 +19,12 @@ def fail(exc: Exception | str) -> NoReturn:
     sys.exit(1)
 
 
-@contextmanager
-def keyspace_session(settings: Settings) -> Iterator[Session]:
-    """A Cassandra session on Parallax's keyspace, shut down afterwards."""
-    session = cassandra_session(settings, settings.cassandra.keyspace)
-    try:
-        yield session
-    finally:
-        session.cluster.shutdown()
 
 
 @contextmanager
 def registry(settings: Settings) -> Iterator[Registry]:
     """The sites and goals."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         yield Registry(session, settings.cassandra.keyspace)
 
 
@@ -41,7 +32,7 @@ def registry(settings: Settings) -> Iterator[Registry]:
 def accounts(settings: Settings) -> Iterator[Accounts]:
     """The users, memberships and tokens; a refused request (AccountError) ends the command
     with its message."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         try:
             yield Accounts(session, settings.cassandra.keyspace)
         except AccountError as exc:

@@ -10,13 +10,12 @@ from datetime import datetime, timezone
 
 import click
 
-from cli.common import fail, keyspace_session
+from cli.common import fail
 from infra.airflow_env import ERASURE_DAG, trigger_dag
+from infra.clients import cassandra_keyspace
 from infra.settings import Settings
 from store.erasures import ErasureError, ErasureRequest, Erasures, site_days_text
 from store.registry import Registry
-
-DAG_ID = ERASURE_DAG
 
 
 def requester() -> str:
@@ -28,11 +27,11 @@ def requester() -> str:
 
 
 def _trigger(settings: Settings, request: ErasureRequest) -> None:
-    ok, said = trigger_dag(settings, DAG_ID, {"request_id": request.id})
+    ok, said = trigger_dag(settings, ERASURE_DAG, {"request_id": request.id})
     if ok:
-        click.echo(f"triggered a run of {DAG_ID} for it")
+        click.echo(f"triggered a run of {ERASURE_DAG} for it")
     else:
-        click.echo(f"could not trigger {DAG_ID} now ({said or 'no answer'}); its next scheduled run (every five "
+        click.echo(f"could not trigger {ERASURE_DAG} now ({said or 'no answer'}); its next scheduled run (every five "
                    "minutes) takes the request")
 
 
@@ -66,7 +65,7 @@ def _show(r: ErasureRequest) -> None:
 def erase(settings: Settings, visitor_ids: tuple[str, ...], site: str | None, note: str, trigger: bool) -> None:
     """Erase a data subject: record a request to remove every event of VISITOR_IDS from the
     master dataset and recompute the days they touched (the DAG `parallax_erasure` does it)."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         sites = Registry(session, settings.cassandra.keyspace).site_zones()
         try:
             request = Erasures(session, settings.cassandra.keyspace).request(
@@ -90,7 +89,7 @@ def erasures() -> None:
 @click.pass_obj
 def erasures_list(settings: Settings, status: str | None) -> None:
     """The requests, newest first."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         found = [r for r in Erasures(session, settings.cassandra.keyspace).all() if status in (None, r.status)]
     for r in found:
         removed = "-" if r.events_removed is None else f"{r.events_removed:,}"
@@ -105,7 +104,7 @@ def erasures_list(settings: Settings, status: str | None) -> None:
 @click.pass_obj
 def erasures_show(settings: Settings, request_id: str) -> None:
     """One request's record."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         found = Erasures(session, settings.cassandra.keyspace).get(request_id)
     if found is None:
         fail(f"no erasure request {request_id!r}")
@@ -119,7 +118,7 @@ def erasures_show(settings: Settings, request_id: str) -> None:
 def erasures_retry(settings: Settings, request_id: str, trigger: bool) -> None:
     """Put a failed request back to pending (its events already removed stay removed; the
     retry recomputes the days it recorded)."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         try:
             request = Erasures(session, settings.cassandra.keyspace).retry(request_id)
         except ErasureError as exc:

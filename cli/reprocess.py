@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import fail, keyspace_session
+from cli.common import fail
+from infra.clients import cassandra_keyspace
 from infra.settings import Settings
 from store.reprocessing import ReprocessReports
 
@@ -20,7 +21,7 @@ def reprocess() -> None:
 @click.pass_obj
 def report(settings: Settings, run_id: str, show_all: bool) -> None:
     """What a dry run found, per site, day and measure: the stored total and the recomputed one."""
-    with keyspace_session(settings) as session:
+    with cassandra_keyspace(settings) as session:
         comparisons = ReprocessReports(session, settings.cassandra.keyspace).read(run_id)
     if not comparisons:
         fail(f"no dry-run report for {run_id!r} (reports are kept 90 days)")

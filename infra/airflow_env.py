@@ -12,6 +12,12 @@ from pathlib import Path
 from infra import proc
 from infra.settings import REPO_ROOT, Settings
 
+log = logging.getLogger(__name__)
+# The pool every Spark task of the DAGs runs in (``settings.airflow.spark_slots``).
+SPARK_POOL = "parallax_spark"
+# The DAG that `parallax erase` and the admin API trigger for a request.
+ERASURE_DAG = "parallax_erasure"
+
 
 def airflow_env(settings: Settings) -> dict[str, str]:
     home = settings.paths.airflow_home
@@ -47,12 +53,6 @@ def apply(settings: Settings) -> None:
     for key, value in airflow_env(settings).items():
         os.environ[key] = value
     settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
-
-
-log = logging.getLogger(__name__)
-SPARK_POOL = "parallax_spark"
-# The DAG that `parallax erase` and the admin API trigger for a request.
-ERASURE_DAG = "parallax_erasure"
 
 
 def migrate_db(settings: Settings) -> None:

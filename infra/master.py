@@ -33,6 +33,11 @@ def table_exists(path: str | Path) -> bool:
     return (Path(path) / LOG_DIR).is_dir()
 
 
+def sql_name(path: str | Path) -> str:
+    """The table as Spark SQL names it by its path (``delta.`...```, a backtick doubled)."""
+    return f"{FORMAT}.`" + str(path).replace("`", "``") + "`"
+
+
 def is_legacy(path: str | Path) -> bool:
     """Whether ``path`` holds a Parquet archive of an earlier Parallax, not yet migrated
     (``parallax archive migrate``)."""
